@@ -1,0 +1,3 @@
+from .inference import build_test_pipeline, inference_detector, init_detector
+
+__all__ = ['init_detector', 'inference_detector', 'build_test_pipeline']

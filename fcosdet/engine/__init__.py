@@ -1,1 +1,4 @@
-from . import hooks  # noqa: F401
+from . import hooks, optimizers  # noqa: F401
+from .runner import DetRunner
+
+__all__ = ['DetRunner']

@@ -1,0 +1,8 @@
+from .formatting import PackDetInputs
+from .geometric import RandomChoiceResize, RandomFlip, Resize
+from .loading import LoadAnnotations, LoadImageFromFile
+
+__all__ = [
+    'LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'RandomChoiceResize',
+    'PackDetInputs'
+]

@@ -1,0 +1,3 @@
+from .fcos_head import FCOSHead
+
+__all__ = ['FCOSHead']

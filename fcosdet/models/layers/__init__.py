@@ -1,0 +1,3 @@
+from .nms import batched_nms, nms
+
+__all__ = ['batched_nms', 'nms']

@@ -1,0 +1,4 @@
+"""Necks: FPN."""
+from .fpn import FPN
+
+__all__ = ['FPN']

@@ -1,0 +1,170 @@
+"""Build a detector from a config (and checkpoint) and run it on images."""
+import copy
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.runner import load_checkpoint
+from torch import nn
+
+from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
+from fcosdet.structures import DetDataSample
+from fcosdet.utils import register_all_modules
+
+ImageInput = str | Path | np.ndarray
+
+
+def _load_config(config: str | Path | Config, cfg_options: dict | None) -> Config:
+    """Read ``config`` (a path or a Config, which is copied) and merge ``cfg_options``."""
+    if isinstance(config, (str, Path)):
+        if not Path(config).is_file():
+            raise FileNotFoundError(f'config file not found: {config}')
+        config = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        config = copy.deepcopy(config)
+    else:
+        raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
+    if cfg_options is not None:
+        config.merge_from_dict(cfg_options)
+    if 'model' not in config:
+        raise KeyError(f'config {config.filename or "<Config>"} has no `model` key')
+    return config
+
+
+def _config_dataset_meta(cfg: Config, model: nn.Module) -> dict:
+    """Class names from the test dataset's config or class, else numbered names."""
+    dataset_cfg = cfg.get('test_dataloader', {}).get('dataset', {})
+    metainfo = dataset_cfg.get('metainfo')
+    if metainfo is not None and 'classes' in metainfo:
+        return dict(metainfo)
+    dataset_type = dataset_cfg.get('type')
+    dataset_cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else None
+    if dataset_cls is not None and 'classes' in getattr(dataset_cls, 'METAINFO', {}):
+        return copy.deepcopy(dict(dataset_cls.METAINFO))
+    num_classes = model.bbox_head.num_classes
+    warnings.warn('no class names in the checkpoint or config; using "0".."'
+                  f'{num_classes - 1}"')
+    return dict(classes=tuple(str(i) for i in range(num_classes)))
+
+
+def init_detector(config: str | Path | Config,
+                  checkpoint: str | None = None,
+                  device: str = 'cpu',
+                  cfg_options: dict | None = None) -> nn.Module:
+    """Build a detector in eval mode from a config file and an optional checkpoint.
+
+    The backbone's pretrained ``init_cfg`` is dropped (nothing is downloaded); the weights come
+    from ``checkpoint``. ``model.cfg`` is the config used; ``model.dataset_meta`` comes from the
+    checkpoint's ``meta['dataset_meta']`` or, failing that, from the config's dataset.
+
+    Args:
+        config: Config file path or Config object.
+        checkpoint: Checkpoint file, or None for randomly initialised weights.
+        device: Device of the model, e.g. ``'cpu'`` or ``'cuda:0'``.
+        cfg_options: Overrides merged into the config (``{'a.b': value}`` style).
+
+    Returns:
+        The detector, with ``cfg`` and ``dataset_meta`` attributes, in eval mode.
+
+    Raises:
+        FileNotFoundError: If the config or checkpoint file does not exist.
+    """
+    cfg = _load_config(config, cfg_options)
+    if checkpoint is not None and '://' not in checkpoint and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+    register_all_modules(init_default_scope=False)
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'init_cfg' in model_cfg.get('backbone', {}):
+        model_cfg.backbone.init_cfg = None
+    model = MODELS.build(model_cfg)
+
+    dataset_meta = None
+    if checkpoint is not None:
+        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+        meta = ckpt.get('meta', {})
+        dataset_meta = meta.get('dataset_meta')
+        if dataset_meta is None and 'CLASSES' in meta:  # checkpoints of older MMDetection
+            dataset_meta = dict(classes=tuple(meta['CLASSES']))
+    model.dataset_meta = dataset_meta or _config_dataset_meta(cfg, model)
+    model.cfg = cfg
+    model.to(device)
+    model.eval()
+    return model
+
+
+class _LoadImageFromArray:
+    """Pipeline step replacing ``LoadImageFromFile`` for images given as arrays (BGR)."""
+
+    def __call__(self, results: dict) -> dict:
+        img = results['img']
+        results['img_path'] = None
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+
+def build_test_pipeline(cfg: Config, from_array: bool = False) -> Compose:
+    """Test pipeline of ``cfg.test_dataloader.dataset.pipeline`` without annotation loading.
+
+    Args:
+        cfg: Full config.
+        from_array: Replace ``LoadImageFromFile`` with a loader of in-memory arrays.
+
+    Returns:
+        The composed pipeline, mapping ``dict(img_path=...)`` (or ``dict(img=...)``) to
+        ``dict(inputs=Tensor[3, H, W], data_samples=DetDataSample)``.
+    """
+    try:
+        pipeline_cfg = cfg.test_dataloader.dataset.pipeline
+    except AttributeError as err:
+        raise KeyError('config has no `test_dataloader.dataset.pipeline`') from err
+    steps = []
+    for step in pipeline_cfg:
+        step_type = step['type'] if isinstance(step['type'], str) else step['type'].__name__
+        if step_type.endswith('LoadAnnotations'):
+            continue
+        if from_array and step_type.endswith('LoadImageFromFile'):
+            steps.append(_LoadImageFromArray())
+        else:
+            steps.append(TRANSFORMS.build(copy.deepcopy(step)))
+    return Compose(steps)
+
+
+def inference_detector(model: nn.Module,
+                       imgs: ImageInput | Sequence[ImageInput]
+                       ) -> DetDataSample | list[DetDataSample]:
+    """Detect objects in one image or a batch of images.
+
+    All images go through ``model.test_step`` as one batch.
+
+    Args:
+        model: A detector from :func:`init_detector` (needs ``model.cfg``).
+        imgs: An image file path or a BGR uint8 array [H, W, 3], or a list of them (all paths
+            or all arrays).
+
+    Returns:
+        One :class:`DetDataSample` per image (a single one for a single input) whose
+        ``pred_instances`` hold ``bboxes`` [K, 4] in original-image pixels, ``scores`` [K] and
+        ``labels`` [K].
+    """
+    single = not isinstance(imgs, (list, tuple))
+    images = [imgs] if single else list(imgs)
+    if not images:
+        raise ValueError('inference_detector got an empty list of images')
+    from_array = isinstance(images[0], np.ndarray)
+    if any(isinstance(img, np.ndarray) != from_array for img in images):
+        raise TypeError('inference_detector needs all images as paths or all as arrays')
+    for img in images:
+        if not from_array and not Path(img).is_file():
+            raise FileNotFoundError(f'image file not found: {img}')
+
+    pipeline = build_test_pipeline(model.cfg, from_array)
+    samples = [pipeline(dict(img=img, img_id=i) if from_array else
+                        dict(img_path=str(img), img_id=i)) for i, img in enumerate(images)]
+    with torch.no_grad():
+        results = model.test_step(pseudo_collate(samples))
+    return results[0] if single else results

@@ -1,0 +1,72 @@
+"""Shared pieces of the command-line tools (``tools/train.py``, ``tools/test.py``, ...)."""
+import os.path as osp
+import sys
+from collections.abc import Callable, Mapping, Sequence
+
+from mmengine.config import Config
+
+from .config_utils import check_cfg_options
+
+
+class CLIError(Exception):
+    """A bad command-line argument; the tools print it as one line and exit with status 1."""
+
+
+def load_config(path: str, cfg_options: Mapping[str, object] | None = None) -> Config:
+    """Load a config file and apply checked ``--cfg-options`` overrides.
+
+    Args:
+        path: Config file.
+        cfg_options: Parsed ``key=value`` overrides (see
+            :func:`fcosdet.utils.config_utils.check_cfg_options` for which keys are accepted).
+
+    Returns:
+        The config with the overrides merged in.
+
+    Raises:
+        CLIError: The file does not exist or cannot be parsed, or an override key is bad.
+    """
+    if not osp.isfile(path):
+        raise CLIError(f'config file not found: {path}')
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as err:  # any parse/import error of the user's file
+        raise CLIError(f'cannot load config {path}: {type(err).__name__}: {err}') from err
+    if cfg_options:
+        try:
+            check_cfg_options(cfg, cfg_options)
+        except KeyError as err:
+            raise CLIError(err.args[0]) from err
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def check_checkpoint(path: str) -> None:
+    """Raise :class:`CLIError` unless ``path`` is an existing file or a URL."""
+    if '://' not in path and not osp.isfile(path):
+        raise CLIError(f'checkpoint file not found: {path}')
+
+
+def work_dir_of(cli_work_dir: str | None, cfg: Config, config_path: str) -> str:
+    """Work dir by precedence: command line, then config, then ``work_dirs/<config name>``."""
+    if cli_work_dir is not None:
+        return cli_work_dir
+    if cfg.get('work_dir') is not None:
+        return cfg.work_dir
+    return osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def run_cli(main: Callable[[Sequence[str] | None], None],
+            expected: tuple[type[BaseException], ...] = ()) -> None:
+    """Run a tool's ``main``; a :class:`CLIError` (or an ``expected`` error) becomes one line.
+
+    Args:
+        main: The tool's entry point, taking ``argv`` (``None``: ``sys.argv[1:]``).
+        expected: Further exception types reported as one line (e.g. a non-finite loss).
+    """
+    try:
+        main(None)
+    except (CLIError, *expected) as err:
+        msg = ' '.join(str(err).split())
+        print(f'{osp.basename(sys.argv[0])}: error: {msg}', file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,55 @@
+"""Checks of user overrides (``--cfg-options``) against a loaded config."""
+import inspect
+from collections.abc import Mapping
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+# Top-level keys the Runner reads although no base config sets them.
+_RUNNER_EXTRA_KEYS = frozenset({'runner_type', 'find_unused_parameters', 'sync_bn'})
+
+
+def runner_top_level_keys() -> frozenset[str]:
+    """Top-level config keys the Runner understands (its ``__init__`` arguments and extras)."""
+    params = inspect.signature(Runner.__init__).parameters
+    return frozenset(p for p in params if p != 'self') | _RUNNER_EXTRA_KEYS
+
+
+def _child(node: object, part: str) -> tuple[bool, object]:
+    """``(found, value)`` of key ``part`` in a dict, or of index ``part`` in a list/tuple."""
+    if isinstance(node, Mapping):
+        return (part in node, node.get(part))
+    if isinstance(node, (list, tuple)) and part.isdigit():
+        return (int(part) < len(node), node[int(part)] if int(part) < len(node) else None)
+    return (False, None)
+
+
+def check_cfg_options(cfg: Config, options: Mapping[str, object]) -> None:
+    """Reject ``--cfg-options`` keys that do not fit the config.
+
+    The rule: a top-level key must exist in the config or be a Runner argument
+    (e.g. ``randomness``); below the top level, every parent of the key must exist (a dict, or a
+    list indexed by a number), while the last part may be new, so that a component can be given
+    an argument its config leaves at the default (``model.backbone.frozen_stages=2``).
+
+    Args:
+        cfg: The loaded config.
+        options: The parsed ``key=value`` overrides.
+
+    Raises:
+        KeyError: Naming the offending key and the first missing part of its path.
+    """
+    for key in options:
+        parts = key.split('.')
+        if parts[0] not in cfg and parts[0] not in runner_top_level_keys():
+            raise KeyError(f'--cfg-options key "{key}": "{parts[0]}" is not in the config '
+                           f'{cfg.filename}')
+        node: object = cfg
+        for depth, part in enumerate(parts[:-1]):
+            found, node = _child(node, part)
+            if not found:
+                raise KeyError(f'--cfg-options key "{key}": "{".".join(parts[:depth + 1])}" '
+                               f'is not in the config {cfg.filename}')
+        if not isinstance(node, (Mapping, list, tuple)):
+            raise KeyError(f'--cfg-options key "{key}": "{".".join(parts[:-1])}" is a '
+                           f'{type(node).__name__}, not a dict or list')

@@ -1,0 +1,50 @@
+"""Detect objects in one image and draw the predictions.
+
+Example::
+
+    python tools/image_demo.py demo.jpg configs/fcos/fcos_r50.py fcos.pth --out-file result.png
+"""
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import mmcv
+
+from fcosdet.apis import inference_detector, init_detector
+from fcosdet.visualization import DetLocalVisualizer
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line arguments."""
+    parser = argparse.ArgumentParser(description='Run a detector on one image')
+    parser.add_argument('img', help='image file')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out-file', default=None,
+                        help='write the drawing here (PNG) instead of showing it')
+    parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='draw predictions with a score above this')
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Detect, then draw the predictions to ``--out-file`` or a window."""
+    args = parse_args(argv)
+    if not Path(args.img).is_file():
+        raise FileNotFoundError(f'image file not found: {args.img}')
+    model = init_detector(args.config, args.checkpoint, device=args.device)
+    result = inference_detector(model, args.img)
+
+    visualizer = DetLocalVisualizer.get_instance('image_demo')
+    visualizer.dataset_meta = model.dataset_meta
+    image = mmcv.imread(args.img, channel_order='rgb')
+    visualizer.add_datasample('result', image, data_sample=result, draw_gt=False,
+                              show=args.out_file is None, out_file=args.out_file,
+                              pred_score_thr=args.score_thr)
+    if args.out_file is not None:
+        print(f'Result written to {args.out_file}')
+
+
+if __name__ == '__main__':
+    main()
