@@ -11,6 +11,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.runner import load_checkpoint
 from torch import nn
 
+from fcosdet.datasets.transforms.loading import to_three_channel_uint8
 from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
 from fcosdet.structures import DetDataSample
 from fcosdet.utils import register_all_modules
@@ -97,10 +98,14 @@ def init_detector(config: str | Path | Config,
 
 
 class _LoadImageFromArray:
-    """Pipeline step replacing ``LoadImageFromFile`` for images given as arrays (BGR)."""
+    """Pipeline step replacing ``LoadImageFromFile`` for images given as arrays (BGR).
+
+    Like the file loader, grey, RGBA and non-uint8 arrays become 3-channel uint8.
+    """
 
     def __call__(self, results: dict) -> dict:
-        img = results['img']
+        img = to_three_channel_uint8(results['img'])
+        results['img'] = img
         results['img_path'] = None
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import colorsys
 import os.path as osp
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from mmengine.dataset import BaseDataset
-from mmengine.logging import print_log
 
 from fcosdet.registry import DATASETS
 
@@ -127,9 +127,9 @@ class CocoDataset(BaseDataset):
         self.cat2label = {cat_id: label for label, cat_id in enumerate(cat_ids)}
         num_bad = anns.drop_invalid_boxes()
         if num_bad:
-            print_log(f'CocoDataset: dropped {num_bad} annotation(s) of {self.ann_file} with '
-                      'width or height <= 0 or lying wholly outside their image',
-                      logger='current', level=30)
+            warnings.warn(f'CocoDataset: dropped {num_bad} annotation(s) of {self.ann_file} '
+                          'with width or height <= 0 or lying wholly outside their image',
+                          stacklevel=2)
         per_image = anns.instances_per_image(np.asarray(cat_ids, dtype=np.int64))
         img_dir = self.data_prefix.get('img', '')
         return [

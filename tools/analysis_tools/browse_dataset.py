@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 
 from fcosdet.registry import DATASETS
 from fcosdet.utils import register_all_modules
@@ -49,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     register_all_modules(init_default_scope=False)
+    # The dataset builds its pipeline through mmengine's registries: look in fcosdet's first.
+    init_default_scope(cfg.get('default_scope', 'fcosdet'))
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
     visualizer = DetLocalVisualizer.get_instance('browse_dataset')
     visualizer.dataset_meta = dataset.metainfo

@@ -10,7 +10,7 @@ LOGITS = [[0.0, 2.0], [-1.0, 0.5], [1.0, 1.0]]
 LABELS = [0, 1, 2]  # C = 2: the last row is background
 
 
-def _hand_focal(logits, labels, num_classes, gamma=2.0, alpha=0.25):
+def _hand_focal(logits, labels, gamma=2.0, alpha=0.25):
     """Per-element focal loss written straight from the formula."""
     rows = []
     for row, label in zip(logits, labels):
@@ -29,7 +29,7 @@ def test_matches_formula_with_background_label():
     loss = MODELS.build(dict(type='FocalLoss', reduction='none'))
     pred = torch.tensor(LOGITS, dtype=torch.float64)
     out = loss(pred, torch.tensor(LABELS))
-    expected = _hand_focal(LOGITS, LABELS, 2)
+    expected = _hand_focal(LOGITS, LABELS)
     assert out.shape == (3, 2)
     assert torch.allclose(out, expected)
     # Background row: both columns are negatives.
@@ -40,7 +40,7 @@ def test_matches_formula_with_background_label():
 def test_reductions_weight_avg_factor_and_loss_weight():
     pred = torch.tensor(LOGITS, dtype=torch.float64)
     labels = torch.tensor(LABELS)
-    expected = _hand_focal(LOGITS, LABELS, 2, gamma=1.5, alpha=0.4)
+    expected = _hand_focal(LOGITS, LABELS, gamma=1.5, alpha=0.4)
     loss = FocalLoss(gamma=1.5, alpha=0.4, loss_weight=2.0)
     assert loss(pred, labels).item() == pytest.approx(2 * expected.mean().item())
     assert loss(pred, labels, avg_factor=4).item() == pytest.approx(2 * expected.sum().item() / 4)
