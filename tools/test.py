@@ -7,9 +7,14 @@ from collections.abc import Sequence
 from mmengine.config import Config, DictAction
 
 from fcosdet.engine.dist import LAUNCHERS
-from fcosdet.utils.cli import CLIError, check_checkpoint, load_config, run_cli, work_dir_of
-
-from train import build_runner  # tools/ is on sys.path when this script runs
+from fcosdet.utils.cli import (
+    CLIError,
+    build_runner,
+    check_checkpoint,
+    load_config,
+    run_cli,
+    work_dir_of,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -10,12 +10,17 @@ from collections.abc import Sequence
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
 from fcosdet.engine.dist import LAUNCHERS
 from fcosdet.engine.hooks import NonFiniteLossError
-from fcosdet.registry import RUNNERS
-from fcosdet.utils.cli import CLIError, check_checkpoint, load_config, run_cli, work_dir_of
+from fcosdet.utils.cli import (
+    CLIError,
+    build_runner,
+    check_checkpoint,
+    load_config,
+    run_cli,
+    work_dir_of,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -82,13 +87,6 @@ def build_cfg(args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
     _set_resume(cfg, args.resume)
     return cfg
-
-
-def build_runner(cfg: Config) -> Runner:
-    """A runner of the config's ``runner_type`` (mmengine's Runner when not set)."""
-    if 'runner_type' in cfg:
-        return RUNNERS.build(cfg)
-    return Runner.from_cfg(cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

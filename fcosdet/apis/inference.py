@@ -156,6 +156,9 @@ def inference_detector(model: nn.Module,
         ``pred_instances`` hold ``bboxes`` [K, 4] in original-image pixels, ``scores`` [K] and
         ``labels`` [K].
     """
+    if getattr(model, 'cfg', None) is None:
+        raise AttributeError('inference_detector needs `model.cfg` (the test pipeline); build '
+                             'the model with init_detector')
     single = not isinstance(imgs, (list, tuple))
     images = [imgs] if single else list(imgs)
     if not images:

@@ -12,6 +12,9 @@ Layout written by :func:`generate_demo_dataset`::
     data_root/annotations/instances_train.json
     data_root/annotations/instances_val.json
     data_root/demo_meta.json                 (generation parameters; marks the data complete)
+
+:class:`DemoCocoDataset` generates the data on first use and then reads it exactly like
+:class:`CocoDataset` reads COCO.
 """
 from __future__ import annotations
 
@@ -25,6 +28,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from fcosdet.registry import DATASETS
+
+from .coco import CocoDataset, class_palette
 
 DEMO_CLASSES: tuple[str, ...] = ('ellipse', 'rectangle', 'triangle', 'cross')
 # Non-contiguous on purpose: exercises the category-id -> label mapping of CocoDataset.
@@ -354,3 +361,37 @@ def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already when the rename succeeded
     return root
+
+
+_DEMO_CFG_KEYS = frozenset({'num_train', 'num_val', 'img_size', 'seed'})
+
+
+@DATASETS.register_module()
+class DemoCocoDataset(CocoDataset):
+    """:class:`CocoDataset` over the demo data, generated under ``data_root`` when missing.
+
+    Every process (e.g. each distributed rank) may construct it at once: generation is
+    atomic and the first finished copy wins.
+
+    Args:
+        data_root: Folder of the demo dataset (created if missing).
+        demo_cfg: Keyword arguments of :func:`generate_demo_dataset` (``num_train``,
+            ``num_val``, ``img_size``, ``seed``); its defaults when None. Train and val
+            datasets of one config must use the same ``demo_cfg``.
+        **kwargs: :class:`CocoDataset` arguments (``ann_file``, ``data_prefix``,
+            ``pipeline``, ...).
+    """
+
+    METAINFO: dict = dict(classes=DEMO_CLASSES, palette=class_palette(len(DEMO_CLASSES)))
+
+    def __init__(self, data_root: str = '', demo_cfg: dict | None = None, **kwargs) -> None:
+        demo_cfg = dict(demo_cfg or {})
+        unknown = set(demo_cfg) - _DEMO_CFG_KEYS
+        if unknown:
+            raise KeyError(f'DemoCocoDataset: unknown demo_cfg key(s) {sorted(unknown)}; '
+                           f'expected some of {sorted(_DEMO_CFG_KEYS)} (regenerate with '
+                           'tools/misc/create_demo_dataset.py --overwrite)')
+        if not data_root:
+            raise ValueError('DemoCocoDataset: data_root is required (e.g. data/fcos_demo/)')
+        generate_demo_dataset(data_root, **demo_cfg)
+        super().__init__(data_root=data_root, **kwargs)

@@ -1,6 +1,7 @@
 """fcosdet's Runner: mmengine's Runner with crash-safe checkpoints and CPU-only distribution."""
 import os
 import os.path as osp
+from collections.abc import Callable
 
 import torch
 import torch.distributed as torch_dist
@@ -9,8 +10,8 @@ from mmengine.runner import Runner
 from torch import nn
 
 from fcosdet.registry import RUNNERS
-from fcosdet.utils.checkpoint_globals import register_checkpoint_safe_globals
 
+from .checkpoint_codec import decode_checkpoint, encode_checkpoint
 from .dist import dist_backend, init_cpu_dist
 
 
@@ -25,9 +26,9 @@ class DetRunner(Runner):
 
     - Checkpoints are written to a hidden temporary file in the same folder, flushed to disk and
       renamed over the final name, so a crash while saving never leaves a half-written file.
-    - Loading (``load_from`` / ``resume``) allow-lists the few non-tensor types a training
-      checkpoint holds (:mod:`fcosdet.utils.checkpoint_globals`); torch keeps
-      ``weights_only=True``.
+    - The message hub and meta of a checkpoint are written as plain data
+      (:mod:`fcosdet.engine.checkpoint_codec`), so ``resume`` works with torch's
+      ``weights_only=True`` loading and no allow-listed classes.
     - Without CUDA, distributed runs use a gloo process group started by fcosdet (mmengine's own
       start-up needs CUDA) and plain CPU DistributedDataParallel (no ``device_ids``).
     """
@@ -63,10 +64,29 @@ class DetRunner(Runner):
             model_wrapper_cfg = wrapper
         return super().wrap_model(model_wrapper_cfg, model)
 
-    def load_or_resume(self) -> None:
-        """Load ``load_from`` or resume, with the checkpoint allow-list registered first."""
-        register_checkpoint_safe_globals()
-        super().load_or_resume()
+    def call_hook(self, fn_name: str, **kwargs) -> None:
+        """Call the hooks; a checkpoint about to be saved is then encoded as plain data."""
+        super().call_hook(fn_name, **kwargs)
+        if fn_name == 'before_save_checkpoint':
+            encode_checkpoint(kwargs['checkpoint'])
+
+    def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
+                        strict: bool = False,
+                        revise_keys: list = [(r'^module.', '')]) -> dict:  # noqa: B006
+        """Load like mmengine, then rebuild the message hub's HistoryBuffers.
+
+        Args:
+            filename: Checkpoint file or URL.
+            map_location: Where to map the tensors.
+            strict: Whether the model's keys must match exactly.
+            revise_keys: ``(pattern, replacement)`` pairs applied to the state-dict keys.
+
+        Returns:
+            The loaded checkpoint dict.
+        """
+        checkpoint = super().load_checkpoint(filename, map_location, strict, revise_keys)
+        decode_checkpoint(checkpoint)
+        return checkpoint
 
     @master_only
     def save_checkpoint(self, out_dir: str, filename: str, file_client_args: dict | None = None,

@@ -1,6 +1,4 @@
-from .checkpoint_globals import checkpoint_safe_globals, register_checkpoint_safe_globals
 from .config_utils import check_cfg_options
 from .setup_env import register_all_modules
 
-__all__ = ['register_all_modules', 'check_cfg_options', 'checkpoint_safe_globals',
-           'register_checkpoint_safe_globals']
+__all__ = ['register_all_modules', 'check_cfg_options']

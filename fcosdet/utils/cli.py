@@ -4,6 +4,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 from .config_utils import check_cfg_options
 
@@ -54,6 +55,14 @@ def work_dir_of(cli_work_dir: str | None, cfg: Config, config_path: str) -> str:
     if cfg.get('work_dir') is not None:
         return cfg.work_dir
     return osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def build_runner(cfg: Config) -> Runner:
+    """A runner of the config's ``runner_type`` (mmengine's Runner when not set)."""
+    from fcosdet.registry import RUNNERS
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
 
 
 def run_cli(main: Callable[[Sequence[str] | None], None],

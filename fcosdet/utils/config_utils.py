@@ -44,7 +44,7 @@ def check_cfg_options(cfg: Config, options: Mapping[str, object]) -> None:
         if parts[0] not in cfg and parts[0] not in runner_top_level_keys():
             raise KeyError(f'--cfg-options key "{key}": "{parts[0]}" is not in the config '
                            f'{cfg.filename}')
-        node: object = cfg
+        node: object = cfg.to_dict()
         for depth, part in enumerate(parts[:-1]):
             found, node = _child(node, part)
             if not found:

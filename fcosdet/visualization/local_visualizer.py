@@ -66,7 +66,11 @@ class DetLocalVisualizer(Visualizer):
         self.set_image(image)
         if len(instances) == 0:
             return self.get_image()
+        height, width = image.shape[:2]
         bboxes = np.asarray(instances.bboxes.detach().cpu(), dtype=np.float64)
+        # Edges on the far border (x2 = W, as boxes are clipped to [0, W]) stay visible.
+        bboxes[:, 0::2] = bboxes[:, 0::2].clip(0, width - 1)
+        bboxes[:, 1::2] = bboxes[:, 1::2].clip(0, height - 1)
         labels = instances.labels.detach().cpu().numpy().astype(np.int64)
         classes, palette = self._class_info(labels)
         colours = [palette[label] for label in labels]
@@ -77,9 +81,7 @@ class DetLocalVisualizer(Visualizer):
         if 'scores' in instances:
             scores = instances.scores.detach().cpu().numpy()
             texts = [f'{text} {score:.2f}' for text, score in zip(texts, scores)]
-        # Keep the label inside the image even for boxes touching the top/left border.
-        positions = np.stack([bboxes[:, 0].clip(0, image.shape[1] - 1),
-                              bboxes[:, 1].clip(0, image.shape[0] - 1)], axis=1)
+        positions = bboxes[:, :2]
         backgrounds = [dict(facecolor=tuple(c / 255 for c in colour), alpha=0.8, pad=0.7,
                             edgecolor='none') for colour in colours]
         self.draw_texts(texts, positions, colors=self.text_color, bboxes=backgrounds)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.runner import save_checkpoint
+from torch import nn
 
 from fcosdet.apis import inference_detector, init_detector
 from fcosdet.registry import TRANSFORMS
@@ -62,10 +63,10 @@ def test_init_detector_missing_files(api_config, tmp_path):
         init_detector(api_config, str(tmp_path / 'missing.pth'))
 
 
-def test_inference_equals_test_step_and_array_input(api_config, tmp_path):
+def test_inference_equals_test_step_and_array_input(tiny_config, tiny_data_root):
     torch.manual_seed(0)
-    model = init_detector(api_config)
-    path = write_image(tmp_path / 'img.png', 40, 60, seed=1)
+    model = init_detector(tiny_config)
+    path = str(sorted((tiny_data_root / 'val').glob('*.png'))[0])
     result = inference_detector(model, path)
     assert len(result.pred_instances) > 0
 
@@ -78,7 +79,7 @@ def test_inference_equals_test_step_and_array_input(api_config, tmp_path):
     expected = model.test_step(pseudo_collate([data]))[0].pred_instances
     for key in ('bboxes', 'scores', 'labels'):
         torch.testing.assert_close(result.pred_instances[key], expected[key])
-    assert result.metainfo['ori_shape'] == (40, 60)
+    assert result.metainfo['ori_shape'] == mmcv.imread(path).shape[:2]
 
     from_array = inference_detector(model, mmcv.imread(path))  # BGR array, as mmcv loads it
     for key in ('bboxes', 'scores', 'labels'):
@@ -117,3 +118,5 @@ def test_inference_bad_inputs(api_config, tmp_path):
     path = write_image(tmp_path / 'img.png', 8, 8, seed=0)
     with pytest.raises(TypeError, match='all as arrays'):
         inference_detector(model, [path, mmcv.imread(path)])
+    with pytest.raises(AttributeError, match='init_detector'):
+        inference_detector(nn.Conv2d(3, 3, 1), path)

@@ -52,7 +52,8 @@ def test_custom_classes_select_and_order(make_coco):
     assert ds.metainfo['classes'] == ('dog', 'cat')
     assert ds.cat_ids == [7, 3]
     assert len(ds.metainfo['palette']) == 2
-    labels = [(inst['bbox_label'], inst['ignore_flag']) for inst in ds.get_data_info(0)['instances']]
+    instances = ds.get_data_info(0)['instances']
+    labels = [(inst['bbox_label'], inst['ignore_flag']) for inst in instances]
     assert labels == [(0, 0), (1, 1)]  # bird dropped, dog -> 0, crowd cat -> 1
     assert ds.get_data_info(4)['instances'] == []  # its only box is a bird
 

@@ -176,3 +176,28 @@ def test_bad_arguments_name_the_key(tmp_path, key, value):
     with pytest.raises(ValueError, match=key):
         generate_demo_dataset(tmp_path / 'demo', **{**SMALL, key: value})
     assert not (tmp_path / 'demo').exists()
+
+
+def test_demo_coco_dataset_generates_then_loads_through_the_coco_pipeline(tmp_path):
+    from fcosdet.registry import DATASETS
+    root = tmp_path / 'fcos_demo'
+    cfg = dict(type='DemoCocoDataset', data_root=str(root),
+               demo_cfg=dict(num_train=3, num_val=2, img_size=(96, 128), seed=5),
+               ann_file='annotations/instances_train.json', data_prefix=dict(img='train/'),
+               pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+                         dict(type='PackDetInputs')])
+    dataset = DATASETS.build(cfg)
+    assert (root / 'demo_meta.json').is_file() and len(dataset) == 3
+    assert dataset.metainfo['classes'] == DEMO_CLASSES
+    assert dataset.cat2label == {1: 0, 3: 1, 5: 2, 7: 3}
+    coco = json.loads((root / 'annotations' / 'instances_train.json').read_text())
+    anns = [a for a in coco['annotations'] if a['image_id'] == 2]
+    sample = dataset[1]
+    img = cv2.imread(str(root / 'train' / '000002.png'))
+    assert tuple(sample['inputs'].shape) == (3, *img.shape[:2])
+    expected = [[x, y, x + w, y + h] for x, y, w, h in (a['bbox'] for a in anns)]
+    assert sample['data_samples'].gt_instances.bboxes.tolist() == expected
+    assert sample['data_samples'].gt_instances.labels.tolist() == [
+        DEMO_CATEGORY_IDS.index(a['category_id']) for a in anns]
+    with pytest.raises(KeyError, match='overwrite'):
+        DATASETS.build({**cfg, 'demo_cfg': dict(overwrite=True)})

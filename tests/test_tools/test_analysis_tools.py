@@ -2,11 +2,13 @@
 import hashlib
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import mmcv
 import pytest
 import torch
+from mmengine.analysis.print_helper import _format_size
 from torch import nn
 
 from fcosdet.apis import init_detector
@@ -115,9 +117,9 @@ def test_get_flops_counts(tiny_config, capsys):
     out = capsys.readouterr().out
     assert 'Input shape: (1, 3, 64, 96)' in out
     num_params = sum(p.numel() for p in init_detector(tiny_config).parameters())
-    expected = get_flops.model_complexity(init_detector(tiny_config), 64, 96)
-    assert expected['params'] == num_params
-    assert f'Params: {expected["params_str"]}' in out and f'Flops: {expected["flops_str"]}' in out
+    assert f'Params: {_format_size(num_params)}\n' in out
+    assert 'Flops: ' in out
+    assert re.search(r'\|\s+bbox_head\s+\|', out)  # the per-module table is printed
 
 
 def test_image_demo_writes_png(tiny_config, tiny_data_root, tmp_path):

@@ -79,3 +79,25 @@ def test_bad_interval_and_missing_img_path(tmp_path):
     runner = SimpleNamespace(work_dir=str(tmp_path), timestamp='t', iter=0)
     with pytest.raises(KeyError, match='img_path'):
         hook.after_test_iter(runner, 0, None, [DetDataSample()])
+
+
+def test_runner_test_with_show_dir_writes_one_png_per_image(tiny_config, tiny_data_root,
+                                                             tmp_path):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    cfg = Config.fromfile(tiny_config)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.visualizer.name = 'runner_hook_vis'
+    cfg.default_hooks.visualization = dict(type='DetVisualizationHook', draw=True,
+                                           test_out_dir='show')
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+    out_dir = tmp_path / 'work' / runner.timestamp / 'show'
+    val_images = sorted(p.stem for p in (tiny_data_root / 'val').glob('*.png'))
+    assert len(val_images) == 5
+    assert sorted(p.stem for p in out_dir.glob('*.png')) == val_images
+    # gt (left) and predictions (right) side by side, each at the original image size.
+    original = mmcv.imread(str(tiny_data_root / 'val' / f'{val_images[0]}.png'))
+    drawn = mmcv.imread(str(out_dir / f'{val_images[0]}.png'))
+    assert drawn.shape == (original.shape[0], 2 * original.shape[1], 3)

@@ -18,7 +18,7 @@ from mmengine.utils import mkdir_or_exist
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from fcosdet.datasets.coco_ann import read_coco_json
+from fcosdet.datasets.coco_ann import CocoAnnotations, read_coco_json
 from fcosdet.registry import METRICS
 
 from .coco_utils import classwise_table, coco_from_dict, detections_to_coco, gt_to_coco_dict
@@ -42,6 +42,16 @@ def _instances_numpy(instances: dict | None, with_scores: bool = False) -> dict:
         out['scores'] = (np.zeros(0) if instances is None
                          else _numpy(instances['scores']).reshape(-1).astype(np.float64))
     return out
+
+
+def _load_gt(ann_file: str, backend_args: dict | None) -> COCO:
+    """Read and check a ground-truth file; annotations without ``area`` get ``w * h``."""
+    raw = read_coco_json(ann_file, backend_args)
+    CocoAnnotations.from_json(raw, ann_file)  # same checks and messages as CocoDataset
+    for ann in raw['annotations']:
+        if 'area' not in ann:
+            ann['area'] = float(ann['bbox'][2] * ann['bbox'][3])
+    return coco_from_dict(raw)
 
 
 @METRICS.register_module()
@@ -112,8 +122,7 @@ class CocoMetric(BaseMetric):
         self.format_only = format_only
         self.outfile_prefix = outfile_prefix
         self.ann_file = ann_file
-        self._coco_gt = (None if ann_file is None
-                         else coco_from_dict(read_coco_json(ann_file, backend_args)))
+        self._coco_gt = None if ann_file is None else _load_gt(ann_file, backend_args)
 
     @staticmethod
     def _stat_index(proposal_nums: list[int]) -> dict[str, int]:

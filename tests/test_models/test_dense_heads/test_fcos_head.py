@@ -148,9 +148,9 @@ def test_one_box_hand_case():
     torch.testing.assert_close(losses['loss_centerness'], bce.sum() / num_pos)
 
     # Predicted distances are all 8: IoU of two boxes around the same point.
-    inter = ((torch.minimum(ltrb[:, 0], torch.tensor(8.)) + torch.minimum(ltrb[:, 2], torch.tensor(8.)))
-             * (torch.minimum(ltrb[:, 1], torch.tensor(8.))
-                + torch.minimum(ltrb[:, 3], torch.tensor(8.))))
+    pred = torch.full_like(ltrb, 8.0)
+    overlap = torch.minimum(ltrb, pred)
+    inter = (overlap[:, 0] + overlap[:, 2]) * (overlap[:, 1] + overlap[:, 3])
     union = 16 * 16 + (ltrb[:, 0] + ltrb[:, 2]) * (ltrb[:, 1] + ltrb[:, 3]) - inter
     iou_loss = -torch.log(inter / union)
     torch.testing.assert_close(losses['loss_bbox'], (iou_loss * ctr_t).sum() / ctr_t.sum())

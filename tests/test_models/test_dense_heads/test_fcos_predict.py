@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from fcosdet.models.dense_heads import FCOSHead
-from fcosdet.models.dense_heads.fcos_postprocess import (rank_within_groups,
-                                                         select_level_candidates)
+from fcosdet.models.dense_heads.fcos_postprocess import rank_within_groups, select_level_candidates
 
 
 def sig(x: float) -> float:
@@ -52,7 +51,8 @@ BOX_A, BOX_B = [8.0, 8.0, 16.0, 16.0], [9.0, 8.0, 21.0, 16.0]
 
 
 def check(result, boxes: list[list[float]], scores: list[float], labels: list[int]) -> None:
-    torch.testing.assert_close(result.bboxes, torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+    expected_boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    torch.testing.assert_close(result.bboxes, expected_boxes)
     torch.testing.assert_close(result.scores, torch.tensor(scores))
     assert result.labels.tolist() == labels
 

@@ -1,0 +1,101 @@
+"""Fold frozen BatchNorm layers into the convolution that feeds them (inference only).
+
+An eval-mode BatchNorm is the per-channel affine map ``y = (x - mean) / sqrt(var + eps) * gamma
++ beta``; when ``x`` is the output of a convolution used by nothing else, the map can be merged
+into that convolution's weight and bias, removing one full pass over the feature map.
+
+Shape letters: C_out output channels of a convolution, C_in its input channels (per group),
+k_h/k_w kernel height/width.
+"""
+import torch
+import torch.fx as fx
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def fused_conv_bn_params(conv: nn.Conv2d, bn: _BatchNorm) -> tuple[Tensor, Tensor]:
+    """Weight and bias of the single convolution equal to ``bn(conv(x))`` (bn in eval mode).
+
+    Args:
+        conv (nn.Conv2d): Weight ``[C_out, C_in, k_h, k_w]``, optional bias ``[C_out]``.
+        bn (_BatchNorm): Eval-mode norm with running statistics of ``C_out`` channels.
+
+    Returns:
+        tuple[Tensor, Tensor]: Fused weight ``[C_out, C_in, k_h, k_w]`` and bias ``[C_out]``.
+    """
+    with torch.no_grad():
+        inv_std = torch.rsqrt(bn.running_var.double() + bn.eps)
+        gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(inv_std)
+        beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(inv_std)
+        scale = gamma * inv_std  # [C_out]
+        conv_bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+        weight = conv.weight.double() * scale.reshape(-1, 1, 1, 1)
+        bias = (conv_bias - bn.running_mean.double()) * scale + beta
+    return weight.to(conv.weight.dtype), bias.to(conv.weight.dtype)
+
+
+def _is_foldable_bn(module: nn.Module) -> bool:
+    """An eval-mode BatchNorm with running statistics (its output depends on nothing else)."""
+    return (isinstance(module, _BatchNorm) and not module.training
+            and module.running_mean is not None and module.running_var is not None)
+
+
+def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """Qualified names ``(conv, bn)`` of every conv whose only consumer is a foldable BN.
+
+    Each conv and each BN must be called exactly once in the traced forward, so folding cannot
+    change a second use of the same layer.
+
+    Raises:
+        RuntimeError: ``module`` cannot be traced by ``torch.fx``.
+    """
+    graph = fx.symbolic_trace(module).graph
+    calls: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.op == 'call_module':
+            calls[node.target] = calls.get(node.target, 0) + 1
+    pairs = []
+    for node in graph.nodes:
+        if node.op != 'call_module' or not _is_foldable_bn(module.get_submodule(node.target)):
+            continue
+        src = node.args[0] if node.args else None
+        if (isinstance(src, fx.Node) and src.op == 'call_module' and len(src.users) == 1
+                and type(module.get_submodule(src.target)) is nn.Conv2d
+                and calls[src.target] == 1 and calls[node.target] == 1):
+            pairs.append((src.target, node.target))
+    return pairs
+
+
+def fold_batchnorm(module: nn.Module) -> list[str]:
+    """Fold, in place, every frozen BatchNorm that directly follows a ``nn.Conv2d``.
+
+    The conv gets the fused weight and bias (same ``requires_grad`` as before) and the BN is
+    replaced by ``nn.Identity``, so ``module``'s outputs are unchanged up to float rounding.
+    Call it after loading a checkpoint: the folded module no longer has the BN entries of the
+    original state dict. BN layers in training mode are left alone.
+
+    Args:
+        module (nn.Module): A module ``torch.fx`` can trace (e.g. a ResNet backbone).
+
+    Returns:
+        list[str]: Qualified names of the folded BN layers.
+
+    Raises:
+        RuntimeError: ``module`` holds foldable BN layers but cannot be traced.
+    """
+    if not any(_is_foldable_bn(m) for m in module.modules()):
+        return []
+    try:
+        pairs = _conv_bn_pairs(module)
+    except Exception as err:  # fx raises many types for untraceable Python code
+        raise RuntimeError(f'fold_batchnorm: cannot trace {type(module).__name__} with '
+                           f'torch.fx ({type(err).__name__}: {err})') from err
+    for conv_name, bn_name in pairs:
+        conv = module.get_submodule(conv_name)
+        weight, bias = fused_conv_bn_params(conv, module.get_submodule(bn_name))
+        requires_grad = conv.weight.requires_grad
+        conv.weight = nn.Parameter(weight, requires_grad=requires_grad)
+        conv.bias = nn.Parameter(bias, requires_grad=requires_grad)
+        parent_name, _, attr = bn_name.rpartition('.')
+        setattr(module.get_submodule(parent_name), attr, nn.Identity())
+    return [bn_name for _, bn_name in pairs]
