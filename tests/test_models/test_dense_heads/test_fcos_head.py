@@ -5,6 +5,7 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
+import fcosdet.models.dense_heads.fcos_head as fcos_head_module
 from fcosdet.models.dense_heads import FCOSHead
 from fcosdet.structures import DetDataSample
 
@@ -186,3 +187,20 @@ def test_norm_on_bbox_targets_use_stride_units():
     ref = plain.loss_by_feat(cls8, box8, ctr8, [gt([[2, 2, 30, 26]], [0])])
     for key in ('loss_cls', 'loss_bbox', 'loss_centerness'):
         torch.testing.assert_close(losses[key], ref[key])
+
+
+def test_normalisers_are_averaged_over_ranks(monkeypatch):
+    """Two ranks where the other one has no positives: num_pos and the centre-ness sum halve."""
+    head = make_head(**TWO_LEVELS)
+    gts = [gt([[2, 2, 30, 26]], [1])]
+    single = head.loss_by_feat(*outputs_for([(4, 4), (2, 2)], num_images=1), gts)
+
+    def all_reduce_with_empty_rank(value: torch.Tensor, op: str) -> None:
+        assert op == 'mean'
+        value.mul_(0.5)
+
+    monkeypatch.setattr(fcos_head_module, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(fcos_head_module, 'all_reduce', all_reduce_with_empty_rank)
+    averaged = head.loss_by_feat(*outputs_for([(4, 4), (2, 2)], num_images=1), gts)
+    for key in ('loss_cls', 'loss_bbox', 'loss_centerness'):
+        torch.testing.assert_close(averaged[key], 2 * single[key])
