@@ -39,18 +39,20 @@ def reduce_mean(value: Tensor) -> Tensor:
     return value
 
 
-def check_test_cfg(test_cfg: dict | None) -> dict:
-    """Merge ``test_cfg`` over :data:`DEFAULT_TEST_CFG`, rejecting unknown keys early."""
-    cfg = copy.deepcopy(DEFAULT_TEST_CFG)
+def check_test_cfg(test_cfg: dict | None, base: dict | None = None) -> dict:
+    """Merge ``test_cfg`` over ``base`` (default :data:`DEFAULT_TEST_CFG`), rejecting unknown
+    keys and malformed values early."""
+    cfg = copy.deepcopy(DEFAULT_TEST_CFG if base is None else base)
     for key, value in (test_cfg or {}).items():
         if key not in cfg:
             raise KeyError(f'FCOSHead test_cfg: unknown key {key!r}; expected one of '
                            f'{sorted(cfg)}')
         cfg[key] = copy.deepcopy(value)
-    if not isinstance(cfg['nms'], dict) or cfg['nms'].get('type', 'nms') != 'nms' \
-            or 'iou_threshold' not in cfg['nms']:
+    nms_cfg = cfg['nms']
+    if (not isinstance(nms_cfg, dict) or nms_cfg.get('type', 'nms') != 'nms'
+            or 'iou_threshold' not in nms_cfg):
         raise ValueError(f"FCOSHead test_cfg['nms'] must be dict(type='nms', iou_threshold=...), "
-                         f"got {cfg['nms']!r}")
+                         f'got {nms_cfg!r}')
     return cfg
 
 
@@ -308,13 +310,13 @@ class FCOSHead(BaseModule):
             centernesses (list[Tensor]): Per level ``[N, 1, H_l, W_l]`` logits.
             batch_img_metas (list[dict]): N metas with ``img_shape`` (and ``scale_factor``
                 when ``rescale``).
-            cfg (dict | None): Overrides ``self.test_cfg`` (same keys).
+            cfg (dict | None): Keys overriding ``self.test_cfg`` for this call.
             rescale (bool): Divide boxes by ``scale_factor`` (w, h, w, h).
 
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
-        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg)
+        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, base=self.test_cfg)
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         points = self.prior_generator.grid_priors(
             featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device)

@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from fcosdet.engine.dist import dist_backend, launcher_env
+
+
+def test_backend_falls_back_to_gloo_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert dist_backend('nccl') == 'gloo'
+    assert dist_backend(None) == 'gloo'
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert dist_backend('nccl') == 'nccl'
+    assert dist_backend(None) == 'nccl'
+    assert dist_backend('gloo') == 'gloo'
+
+
+def test_slurm_and_mpi_layouts(monkeypatch):
+    for name in ('MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('SLURM_PROCID', '5')
+    monkeypatch.setenv('SLURM_NTASKS', '8')
+    monkeypatch.setenv('SLURM_LOCALID', '1')
+    monkeypatch.setenv('MASTER_ADDR', 'node3')
+    assert launcher_env('slurm') == dict(RANK='5', WORLD_SIZE='8', LOCAL_RANK='1',
+                                         MASTER_ADDR='node3', MASTER_PORT='29500')
+    monkeypatch.delenv('MASTER_ADDR')
+    monkeypatch.setenv('MASTER_PORT', '1234')
+    monkeypatch.setenv('OMPI_COMM_WORLD_RANK', '2')
+    monkeypatch.setenv('OMPI_COMM_WORLD_SIZE', '4')
+    monkeypatch.setenv('OMPI_COMM_WORLD_LOCAL_RANK', '0')
+    assert launcher_env('mpi') == dict(RANK='2', WORLD_SIZE='4', LOCAL_RANK='0',
+                                       MASTER_ADDR='127.0.0.1', MASTER_PORT='1234')
+
+
+def test_pytorch_launcher_names_missing_variables(monkeypatch):
+    for name in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.setenv(name, '0')
+    monkeypatch.delenv('WORLD_SIZE')
+    with pytest.raises(KeyError, match="WORLD_SIZE.*torchrun"):
+        launcher_env('pytorch')
+    with pytest.raises(ValueError, match='launcher'):
+        launcher_env('none')
