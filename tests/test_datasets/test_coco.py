@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import coco_dict
+from coco_fixture_data import coco_dict
 
 from fcosdet.datasets import CocoDataset
 from fcosdet.registry import DATASETS

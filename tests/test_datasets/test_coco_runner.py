@@ -1,7 +1,7 @@
 """A config naming CocoDataset + the test pipeline + CocoMetric runs through mmengine's Runner."""
 import pytest
 import torch
-from conftest import coco_dict
+from coco_fixture_data import coco_dict
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from mmengine.structures import InstanceData

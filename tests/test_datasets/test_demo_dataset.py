@@ -201,3 +201,21 @@ def test_demo_coco_dataset_generates_then_loads_through_the_coco_pipeline(tmp_pa
         DEMO_CATEGORY_IDS.index(a['category_id']) for a in anns]
     with pytest.raises(KeyError, match='overwrite'):
         DATASETS.build({**cfg, 'demo_cfg': dict(overwrite=True)})
+
+
+def test_create_demo_dataset_tool(tmp_path, monkeypatch, capsys):
+    import runpy
+    import sys
+    tool = Path(__file__).parents[2] / 'tools' / 'misc' / 'create_demo_dataset.py'
+    root = tmp_path / 'demo'
+    argv = ['create_demo_dataset.py', '--data-root', str(root), '--num-train', '3',
+            '--num-val', '2', '--img-size', '96', '128', '--seed', '2']
+    monkeypatch.setattr(sys, 'argv', argv)
+    runpy.run_path(str(tool), run_name='__main__')
+    assert 'train: 3 images' in capsys.readouterr().out
+    assert _files(root) == _files(generate_demo_dataset(tmp_path / 'ref', num_train=3,
+                                                        num_val=2, img_size=(96, 128), seed=2))
+    monkeypatch.setattr(sys, 'argv', argv[:-1] + ['3'])  # another seed, no --overwrite
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(str(tool), run_name='__main__')
+    assert exc.value.code == 2 and 'seed' in capsys.readouterr().err
