@@ -5,8 +5,12 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
-from fcosdet.engine.checkpoint_codec import (decode_checkpoint, decode_value, encode_checkpoint,
-                                             encode_value)
+from fcosdet.engine.checkpoint_codec import (
+    decode_checkpoint,
+    decode_value,
+    encode_checkpoint,
+    encode_value,
+)
 
 
 def _weights_only_roundtrip(obj: object) -> object:

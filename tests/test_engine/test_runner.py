@@ -34,7 +34,7 @@ def runner(tmp_path) -> DetRunner:
 def test_checkpoint_is_plain_data_and_loads_back(runner, tmp_path):
     runner.save_checkpoint(str(tmp_path), 'ckpt.pth', save_optimizer=False,
                            save_param_scheduler=False)
-    assert sorted(os.listdir(tmp_path)) == sorted(['ckpt.pth', runner.timestamp])
+    assert [n for n in os.listdir(tmp_path) if 'ckpt' in n] == ['ckpt.pth']  # no temp file
     raw = torch.load(tmp_path / 'ckpt.pth', weights_only=True)  # no allow-list needed
     assert torch.equal(raw['state_dict']['fc.weight'], runner.model.fc.weight.detach())
     with torch.no_grad():

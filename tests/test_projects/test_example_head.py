@@ -76,7 +76,7 @@ class RecordHook(Hook):
         self.weights_before = copy.deepcopy(runner.model.bbox_head.state_dict())
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        self.losses.append({k: float(v) for k, v in outputs.items()})
+        self.losses.append({k: v.item() for k, v in outputs.items()})
 
 
 def test_lite_head_replaces_tower_convs(lite_module: ModuleType) -> None:
@@ -103,7 +103,7 @@ def test_lite_head_replaces_tower_convs(lite_module: ModuleType) -> None:
     expected_lite = (9 * in_ch + 2 * in_ch + in_ch * feat + 2 * feat
                      + 9 * feat + 2 * feat + feat * feat + 2 * feat)
     expected_plain = 9 * in_ch * feat + 2 * feat + 9 * feat * feat + 2 * feat
-    assert tower_weights(lite) == expected_lite == 1400
+    assert tower_weights(lite) == expected_lite == 1496
     assert tower_weights(plain) == expected_plain == 8736
 
     feats = (torch.randn(2, in_ch, 8, 10), torch.randn(2, in_ch, 4, 5))
@@ -152,7 +152,10 @@ def test_lite_head_trains_and_predicts(lite_module: ModuleType, tiny_data_root: 
 
     # A user's path: build from the config file and the checkpoint, detect in one image.
     checkpoint = tmp_path / 'work' / 'epoch_1.pth'
-    model = init_detector(str(CONFIG), str(checkpoint), cfg_options=options)
+    # score_thr 0: after 4 iterations few class probabilities pass the usual 0.05, and the
+    # checks below need detections to look at
+    model = init_detector(str(CONFIG), str(checkpoint),
+                          cfg_options={**options, 'model.test_cfg.score_thr': 0.0})
     assert type(model.bbox_head) is lite_module.LiteFCOSHead
     loaded = model.state_dict()
     for name, value in runner.model.state_dict().items():
@@ -165,7 +168,7 @@ def test_lite_head_trains_and_predicts(lite_module: ModuleType, tiny_data_root: 
     num = pred.bboxes.shape[0]
     assert pred.bboxes.shape == (num, 4) and pred.scores.shape == (num,)
     assert pred.labels.shape == (num,) and pred.labels.dtype == torch.long
-    assert 0 < num <= cfg.model.test_cfg.max_per_img
+    assert num == cfg.model.test_cfg.max_per_img
     assert ((pred.labels >= 0) & (pred.labels < NUM_CLASSES)).all()
     assert ((pred.scores > 0) & (pred.scores <= 1)).all()
     assert (pred.scores[:-1] >= pred.scores[1:]).all()
