@@ -13,6 +13,14 @@ NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+if [ ! -f "$CONFIG" ]; then
+    echo "dist_test.sh: error: config file not found: $CONFIG" >&2
+    exit 1
+fi
+if [[ "$CHECKPOINT" != *://* && ! -f "$CHECKPOINT" ]]; then
+    echo "dist_test.sh: error: checkpoint file not found: $CHECKPOINT" >&2
+    exit 1
+fi
 TOOLS_DIR=$(cd "$(dirname "$0")" && pwd)
 
 PYTHONPATH="$TOOLS_DIR/..:${PYTHONPATH:-}" \

@@ -72,18 +72,20 @@ class DetRunner(Runner):
 
     def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
                         strict: bool = False,
-                        revise_keys: list = [(r'^module.', '')]) -> dict:  # noqa: B006
+                        revise_keys: list[tuple[str, str]] | None = None) -> dict:
         """Load like mmengine, then rebuild the message hub's HistoryBuffers.
 
         Args:
             filename: Checkpoint file or URL.
             map_location: Where to map the tensors.
             strict: Whether the model's keys must match exactly.
-            revise_keys: ``(pattern, replacement)`` pairs applied to the state-dict keys.
+            revise_keys: ``(pattern, replacement)`` pairs applied to the state-dict keys
+                (default: strip a DDP ``module.`` prefix).
 
         Returns:
             The loaded checkpoint dict.
         """
+        revise_keys = revise_keys if revise_keys is not None else [(r'^module.', '')]
         checkpoint = super().load_checkpoint(filename, map_location, strict, revise_keys)
         decode_checkpoint(checkpoint)
         return checkpoint

@@ -40,6 +40,17 @@ def test_missing_config_as_subprocess():
                                      'configs/fcos/no_such_config.py')
 
 
+def test_dist_scripts_check_their_files(tmp_path):
+    result = run_tool(['tools/dist_train.sh', 'nope.py', '2'])
+    assert (result.returncode, result.stderr) == (
+        1, 'dist_train.sh: error: config file not found: nope.py\n')
+    config = tmp_path / 'c.py'
+    config.write_text('')
+    result = run_tool(['tools/dist_test.sh', str(config), 'none.pth', '2'])
+    assert (result.returncode, result.stderr) == (
+        1, 'dist_test.sh: error: checkpoint file not found: none.pth\n')
+
+
 @pytest.mark.parametrize('tool', [TRAIN, PRINT_CONFIG])
 def test_missing_config(tool, capsys, monkeypatch):
     err = _one_line_error(tool, ['nope/cfg.py'], capsys, monkeypatch)
