@@ -69,6 +69,7 @@ def _image_rng(seed: int, split: int, index: int, stream: int) -> np.random.Gene
 
 
 def _hsv_to_rgb(hue_deg: float, sat: float, val: float) -> np.ndarray:
+    """RGB colour ``[3]`` (0..255) of a hue in degrees and a saturation and value in [0, 1]."""
     return np.array(colorsys.hsv_to_rgb((hue_deg % 360.0) / 360.0, sat, val)) * 255.0
 
 
