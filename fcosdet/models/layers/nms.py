@@ -15,8 +15,8 @@ from torch import Tensor
 
 from fcosdet.structures.bbox import bbox_overlaps
 
-# Rows of the [K, K] IoU matrix computed at once; bounds the peak memory for large K.
-_CHUNK = 1024
+# Rows of the IoU matrix computed at once; bounds the peak memory for large K.
+_CHUNK = 512
 
 
 def _check(boxes: Tensor, scores: Tensor, name: str) -> None:
@@ -26,13 +26,18 @@ def _check(boxes: Tensor, scores: Tensor, name: str) -> None:
                          f'{tuple(boxes.shape)} and {tuple(scores.shape)}')
 
 
-def _suppression_pairs(boxes: Tensor, groups: Tensor | None,
+def _suppression_pairs(boxes: Tensor, groups: Tensor,
                        iou_threshold: float) -> tuple[Tensor, Tensor]:
-    """Pairs ``(i, j)``, ``i < j``, of score-sorted boxes of one group with IoU > threshold.
+    """Pairs ``(i, j)``, ``i < j``, of boxes of one group with IoU > threshold.
+
+    Boxes are sorted by group, then by decreasing score, so that the boxes a row can suppress
+    are a contiguous range: from the row itself to the end of its group. Each chunk of rows
+    therefore only needs the IoU with the columns up to the end of its last row's group, which
+    keeps the work near ``sum(group size ** 2) / 2`` instead of ``K ** 2``.
 
     Args:
-        boxes: ``[K, 4]`` boxes sorted by decreasing score.
-        groups: ``[K]`` group of each box, or None for a single group.
+        boxes: ``[K, 4]`` boxes sorted by (group, decreasing score).
+        groups: ``[K]`` sorted group of each box.
         iou_threshold: IoU above which box i suppresses box j.
 
     Returns:
@@ -40,16 +45,18 @@ def _suppression_pairs(boxes: Tensor, groups: Tensor | None,
     """
     num_boxes = boxes.shape[0]
     positions = torch.arange(num_boxes, device=boxes.device)
+    group_ends = torch.searchsorted(groups, groups, right=True)  # [K] end of each box's group
     rows, cols = [], []
     for start in range(0, num_boxes, _CHUNK):
         stop = min(start + _CHUNK, num_boxes)
-        pairs = bbox_overlaps(boxes[start:stop], boxes) > iou_threshold
-        pairs &= positions[None, :] > positions[start:stop, None]
-        if groups is not None:
-            pairs &= groups[start:stop, None] == groups[None, :]
+        col_stop = int(group_ends[stop - 1])
+        pairs = bbox_overlaps(boxes[start:stop], boxes[start:col_stop]) > iou_threshold
+        col_ids = positions[start:col_stop]
+        pairs &= col_ids[None, :] > positions[start:stop, None]
+        pairs &= col_ids[None, :] < group_ends[start:stop, None]
         block_rows, block_cols = pairs.nonzero(as_tuple=True)
         rows.append(block_rows + start)
-        cols.append(block_cols)
+        cols.append(block_cols + start)
     return torch.cat(rows), torch.cat(cols)
 
 
@@ -70,9 +77,13 @@ def _nms(boxes: Tensor, scores: Tensor, groups: Tensor | None, iou_threshold: fl
     order = torch.sort(scores, descending=True, stable=True).indices
     if order.numel() == 0:
         return order
-    sorted_groups = None if groups is None else groups[order]
-    rows, cols = _suppression_pairs(boxes[order].float(), sorted_groups, iou_threshold)
-    return order[_greedy_keep(order.numel(), rows, cols)]
+    if groups is None:
+        groups = torch.zeros_like(order)
+    # Stable sort by group keeps the score order inside each group.
+    order = order[torch.sort(groups[order], stable=True).indices]
+    rows, cols = _suppression_pairs(boxes[order].float(), groups[order], iou_threshold)
+    kept = order[_greedy_keep(order.numel(), rows, cols)]
+    return kept[torch.sort(scores[kept], descending=True, stable=True).indices]
 
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
