@@ -39,7 +39,9 @@ DATA_SAMPLERS = Registry(
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['fcosdet.datasets.transforms'])
 
-MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['fcosdet.models'])
+# fcosdet.deployment holds ORTDetector; it imports onnx/onnxruntime only when one is used.
+MODELS = Registry('model', parent=MMENGINE_MODELS,
+                  locations=['fcosdet.models', 'fcosdet.deployment'])
 MODEL_WRAPPERS = Registry(
     'model wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['fcosdet.models'])
 WEIGHT_INITIALIZERS = Registry(

@@ -3,6 +3,7 @@
 Example::
 
     python tools/image_demo.py demo.jpg configs/fcos/fcos_r50.py fcos.pth --out-file result.png
+    python tools/image_demo.py demo.jpg configs/fcos/fcos_r50.py fcos.onnx --backend onnxruntime
 """
 import argparse
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 import mmcv
 
 from fcosdet.apis import inference_detector, init_detector
+from fcosdet.deployment import BACKENDS
 from fcosdet.visualization import DetLocalVisualizer
 
 
@@ -19,7 +21,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Run a detector on one image')
     parser.add_argument('img', help='image file')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file (the .onnx file for onnxruntime)')
+    parser.add_argument('--backend', choices=BACKENDS, default='pytorch',
+                        help='run the network in PyTorch or in onnxruntime (CPU)')
     parser.add_argument('--out-file', default=None,
                         help='write the drawing here (PNG) instead of showing it')
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
@@ -33,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if not Path(args.img).is_file():
         raise FileNotFoundError(f'image file not found: {args.img}')
-    model = init_detector(args.config, args.checkpoint, device=args.device)
+    model = init_detector(args.config, args.checkpoint, device=args.device,
+                          backend=args.backend)
     result = inference_detector(model, args.img)
 
     visualizer = DetLocalVisualizer.get_instance('image_demo')

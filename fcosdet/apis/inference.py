@@ -12,6 +12,8 @@ from mmengine.runner import load_checkpoint
 from torch import nn
 
 from fcosdet.datasets.transforms.loading import to_three_channel_uint8
+from fcosdet.deployment import check_backend, ort_model_cfg
+from fcosdet.models.utils import apply_fast_path, parse_fast_path
 from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
 from fcosdet.structures import DetDataSample
 from fcosdet.utils import register_all_modules
@@ -52,48 +54,92 @@ def _config_dataset_meta(cfg: Config, model: nn.Module) -> dict:
     return dict(classes=tuple(str(i) for i in range(num_classes)))
 
 
+def _build_pytorch(cfg: Config, checkpoint: str | None) -> tuple[nn.Module, dict | None]:
+    """The config's detector with the checkpoint's weights, and the checkpoint's dataset meta."""
+    model_cfg = copy.deepcopy(cfg.model)
+    if 'init_cfg' in model_cfg.get('backbone', {}):
+        model_cfg.backbone.init_cfg = None
+    model = MODELS.build(model_cfg)
+    if checkpoint is None:
+        return model, None
+    meta = load_checkpoint(model, checkpoint, map_location='cpu').get('meta', {})
+    dataset_meta = meta.get('dataset_meta')
+    if dataset_meta is None and 'CLASSES' in meta:  # checkpoints of older MMDetection
+        dataset_meta = dict(classes=tuple(meta['CLASSES']))
+    return model, dataset_meta
+
+
+def _build_onnxruntime(cfg: Config, onnx_file: str, device: str) -> nn.Module:
+    """An :class:`ORTDetector` running ``onnx_file``; ``cfg.model`` becomes its config.
+
+    ``cfg.model`` may be the exported FCOS config (usual) or already an ``ORTDetector`` config.
+    """
+    if torch.device(device).type != 'cpu':
+        raise ValueError(f"backend 'onnxruntime' runs on the CPU; got device={device!r}")
+    if any(parse_fast_path(cfg.get('fast_path')).values()):
+        warnings.warn(f"the config's fast_path {dict(cfg.fast_path)} is ignored by backend "
+                      "'onnxruntime' (it applies to the PyTorch model only)")
+    if cfg.model.get('type') == 'ORTDetector':
+        cfg.model = dict(copy.deepcopy(cfg.model), onnx_file=str(onnx_file))
+    else:
+        cfg.model = ort_model_cfg(cfg.model, onnx_file)
+    return MODELS.build(cfg.model)
+
+
 def init_detector(config: str | Path | Config,
                   checkpoint: str | None = None,
                   device: str = 'cpu',
-                  cfg_options: dict | None = None) -> nn.Module:
+                  cfg_options: dict | None = None,
+                  backend: str = 'pytorch') -> nn.Module:
     """Build a detector in eval mode from a config file and an optional checkpoint.
 
-    The backbone's pretrained ``init_cfg`` is dropped (nothing is downloaded); the weights come
-    from ``checkpoint``. ``model.cfg`` is the config used; ``model.dataset_meta`` comes from the
-    checkpoint's ``meta['dataset_meta']`` or, failing that, from the config's dataset.
+    ``backend='pytorch'``: the backbone's pretrained ``init_cfg`` is dropped (nothing is
+    downloaded), the weights come from ``checkpoint``, and after ``model.eval()`` the fast paths
+    of the top-level config key ``fast_path=dict(channels_last=..., fuse_bn=..., bf16=...)`` (all
+    off by default) are applied (:func:`fcosdet.models.utils.apply_fast_path`).
+
+    ``backend='onnxruntime'``: ``checkpoint`` is the ``.onnx`` file of
+    ``tools/deployment/pytorch2onnx.py``; the network runs in onnxruntime on the CPU and the
+    post-processing in PyTorch (:class:`fcosdet.deployment.ORTDetector`, built from
+    ``ort_model_cfg(cfg.model, checkpoint)``). ``fast_path`` does not apply.
+
+    ``model.cfg`` is the config used; ``model.dataset_meta`` comes from the checkpoint's
+    ``meta['dataset_meta']`` or, failing that (always for onnxruntime), from the config's
+    dataset.
 
     Args:
         config: Config file path or Config object.
-        checkpoint: Checkpoint file, or None for randomly initialised weights.
-        device: Device of the model, e.g. ``'cpu'`` or ``'cuda:0'``.
+        checkpoint: Checkpoint file (ONNX file for onnxruntime), or None for randomly
+            initialised weights (pytorch only).
+        device: Device of the model, e.g. ``'cpu'`` or ``'cuda:0'`` (onnxruntime: ``'cpu'``).
         cfg_options: Overrides merged into the config (``{'a.b': value}`` style).
+        backend: ``'pytorch'`` or ``'onnxruntime'``.
 
     Returns:
         The detector, with ``cfg`` and ``dataset_meta`` attributes, in eval mode.
 
     Raises:
         FileNotFoundError: If the config or checkpoint file does not exist.
+        ValueError: An unknown backend, a checkpoint that does not suit the backend, or
+            onnxruntime on a non-CPU device.
+        KeyError, TypeError: A bad ``fast_path`` key or value in the config.
     """
+    check_backend(backend, checkpoint)
     cfg = _load_config(config, cfg_options)
+    fast_path = parse_fast_path(cfg.get('fast_path'))  # a bad key fails before building
     if checkpoint is not None and '://' not in checkpoint and not Path(checkpoint).is_file():
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
     register_all_modules(init_default_scope=False)
-    model_cfg = copy.deepcopy(cfg.model)
-    if 'init_cfg' in model_cfg.get('backbone', {}):
-        model_cfg.backbone.init_cfg = None
-    model = MODELS.build(model_cfg)
-
-    dataset_meta = None
-    if checkpoint is not None:
-        ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
-        meta = ckpt.get('meta', {})
-        dataset_meta = meta.get('dataset_meta')
-        if dataset_meta is None and 'CLASSES' in meta:  # checkpoints of older MMDetection
-            dataset_meta = dict(classes=tuple(meta['CLASSES']))
+    if backend == 'onnxruntime':
+        model, dataset_meta = _build_onnxruntime(cfg, checkpoint, device), None
+    else:
+        model, dataset_meta = _build_pytorch(cfg, checkpoint)
     model.dataset_meta = dataset_meta or _config_dataset_meta(cfg, model)
     model.cfg = cfg
     model.to(device)
     model.eval()
+    if backend == 'pytorch':
+        apply_fast_path(model, fast_path)
     return model
 
 

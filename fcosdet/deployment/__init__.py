@@ -1,7 +1,8 @@
 """ONNX export and onnxruntime inference (optional extras: ``pip install fcosdet[onnx]``)."""
+from .backends import BACKENDS, check_backend
 from .onnx_export import HeadOutputs, export_onnx, output_names
 from .optional import require
 from .ort_detector import ORTDetector, init_ort_detector, ort_model_cfg
 
-__all__ = ['HeadOutputs', 'export_onnx', 'output_names', 'require', 'ORTDetector',
-           'init_ort_detector', 'ort_model_cfg']
+__all__ = ['BACKENDS', 'check_backend', 'HeadOutputs', 'export_onnx', 'output_names', 'require',
+           'ORTDetector', 'init_ort_detector', 'ort_model_cfg']

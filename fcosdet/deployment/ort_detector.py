@@ -143,22 +143,26 @@ def ort_model_cfg(model_cfg: dict, onnx_file: str, num_threads: int | None = Non
 def init_ort_detector(config: str | os.PathLike | Config, onnx_file: str,
                       cfg_options: dict | None = None,
                       num_threads: int | None = None) -> ORTDetector:
-    """Like ``init_detector`` with the network in onnxruntime (``model.cfg`` is set too).
+    """``init_detector(config, onnx_file, backend='onnxruntime')`` with a thread count.
 
     Args:
         config: Config file or Config of the exported model.
         onnx_file: ONNX file of that model.
         cfg_options: Overrides merged into the config.
-        num_threads: onnxruntime intra-op threads.
+        num_threads: onnxruntime intra-op threads (None: ``torch.get_num_threads()``).
 
     Returns:
         ORTDetector: In eval mode, with ``cfg`` and ``dataset_meta``.
     """
     from fcosdet.apis import init_detector
 
-    cfg = Config.fromfile(str(config)) if not isinstance(config, Config) else copy.deepcopy(
-        config)
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    elif Path(config).is_file():
+        cfg = Config.fromfile(str(config))
+    else:
+        raise FileNotFoundError(f'config file not found: {config}')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     cfg.model = ort_model_cfg(cfg.model, onnx_file, num_threads)
-    return init_detector(cfg, checkpoint=None, device='cpu')
+    return init_detector(cfg, onnx_file, backend='onnxruntime')

@@ -14,6 +14,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     """
     import fcosdet.apis  # noqa: F401
     import fcosdet.datasets  # noqa: F401
+    import fcosdet.deployment  # noqa: F401  (safe without onnx/onnxruntime: imported lazily)
     import fcosdet.engine  # noqa: F401
     import fcosdet.evaluation  # noqa: F401
     import fcosdet.models  # noqa: F401

@@ -1,4 +1,4 @@
-"""A tiny FCOS (8-channel ResNet-18, 3 classes) as a config file plus a checkpoint, for export."""
+"""A tiny FCOS (8-channel ResNet-18, 3 classes) as a config file, a checkpoint and its ONNX file."""
 import pytest
 import torch
 from mmengine.config import Config
@@ -55,3 +55,15 @@ def tiny_files(tmp_path_factory):
     torch.save(dict(state_dict=model.state_dict(),
                     meta=dict(dataset_meta=dict(classes=('a', 'b', 'c')))), checkpoint)
     return str(config), str(checkpoint)
+
+
+@pytest.fixture(scope='module')
+def dynamic_onnx(tiny_files, tmp_path_factory):
+    """ONNX file of the ``tiny_files`` model with dynamic N, H and W."""
+    from fcosdet.apis import init_detector
+    from fcosdet.deployment import export_onnx
+
+    config, checkpoint = tiny_files
+    path = tmp_path_factory.mktemp('onnx') / 'tiny_dynamic.onnx'
+    return export_onnx(init_detector(config, checkpoint), str(path), shape=(64, 96),
+                       dynamic=True)

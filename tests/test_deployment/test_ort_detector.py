@@ -14,14 +14,6 @@ from fcosdet.deployment import ORTDetector, export_onnx, init_ort_detector, ort_
 from fcosdet.registry import DATASETS, METRICS, MODELS
 
 
-@pytest.fixture(scope='module')
-def dynamic_onnx(tiny_files, tmp_path_factory):
-    config, checkpoint = tiny_files
-    path = tmp_path_factory.mktemp('onnx') / 'tiny_dynamic.onnx'
-    return export_onnx(init_detector(config, checkpoint), str(path), shape=(64, 96),
-                       dynamic=True)
-
-
 def _assert_same_detections(actual, expected) -> None:
     assert len(expected) > 0
     assert torch.equal(actual.labels, expected.labels)

@@ -1,11 +1,12 @@
 from .bn_folding import fold_batchnorm, fused_conv_bn_params
 from .fast_path import (
     FAST_PATH_KEYS,
+    FastPathSpec,
     apply_fast_path,
     autocast_method,
     cpu_supports_bf16,
     parse_fast_path,
 )
 
-__all__ = ['fold_batchnorm', 'fused_conv_bn_params', 'FAST_PATH_KEYS', 'apply_fast_path',
-           'autocast_method', 'cpu_supports_bf16', 'parse_fast_path']
+__all__ = ['fold_batchnorm', 'fused_conv_bn_params', 'FAST_PATH_KEYS', 'FastPathSpec',
+           'apply_fast_path', 'autocast_method', 'cpu_supports_bf16', 'parse_fast_path']
