@@ -14,10 +14,10 @@ from types import ModuleType
 
 import pytest
 import torch
-from conftest import REPO_ROOT, TINY_IMG_SIZE, TINY_NUM_TRAIN, TINY_NUM_VAL
 from mmcv.cnn import DepthwiseSeparableConvModule
 from mmengine.config import Config
 from mmengine.hooks import Hook
+from tiny_setup import REPO_ROOT, TINY_IMG_SIZE, TINY_NUM_TRAIN, TINY_NUM_VAL
 
 from fcosdet.apis import inference_detector, init_detector
 from fcosdet.models.dense_heads import FCOSHead
