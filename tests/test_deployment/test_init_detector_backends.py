@@ -75,17 +75,18 @@ def test_fast_path_of_config_is_ignored_with_a_warning(tiny_files, dynamic_onnx)
 
 
 def test_ort_detector_found_by_scope_without_onnx_packages():
-    """A fresh process where onnx and onnxruntime cannot be imported: the registry still finds
-    ORTDetector through its locations, and building it names the missing package."""
+    """A fresh process where onnx and onnxruntime cannot be imported: the scope 'fcosdet' finds
+    ORTDetector through the MODELS locations, and building it names the missing package."""
     code = textwrap.dedent("""
         import sys
         sys.modules['onnx'] = None
         sys.modules['onnxruntime'] = None
-        from mmengine.registry import DefaultScope
         from mmengine.registry import MODELS as ROOT_MODELS
         from fcosdet.registry import MODELS
-        with DefaultScope.overwrite_default_scope('fcosdet'):
-            cls = ROOT_MODELS.get('ORTDetector')
+        assert 'fcosdet.deployment' not in sys.modules
+        # what a builder does under default_scope='fcosdet'
+        with ROOT_MODELS.switch_scope_and_registry('fcosdet') as registry:
+            cls = registry.get('ORTDetector')
         assert cls is not None and cls.__module__ == 'fcosdet.deployment.ort_detector', cls
         from fcosdet.utils import register_all_modules
         register_all_modules()

@@ -1,0 +1,64 @@
+"""init_detector's ``backend`` argument and the config key ``fast_path`` (PyTorch backend)."""
+import numpy as np
+import pytest
+import torch
+from mmengine.runner import save_checkpoint
+
+from fcosdet.apis import inference_detector, init_detector
+
+FP32_FAST_PATH = {'fast_path': dict(channels_last=True, fuse_bn=True, bf16=False)}
+
+
+@pytest.fixture
+def checkpoint(api_config, tmp_path):
+    """Weights with non-trivial BN statistics and a class bias of 0 (many detections)."""
+    torch.manual_seed(0)
+    model = init_detector(api_config)
+    gen = torch.Generator().manual_seed(3)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.2)
+            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    torch.nn.init.zeros_(model.bbox_head.conv_cls.bias)
+    path = tmp_path / 'model.pth'
+    save_checkpoint(dict(state_dict=model.state_dict()), str(path))
+    return str(path)
+
+
+def test_config_fast_path_folds_bn_and_keeps_detections(api_config, checkpoint):
+    plain = init_detector(api_config, checkpoint)
+    fast = init_detector(api_config, checkpoint, cfg_options=FP32_FAST_PATH)
+    kinds = {type(m) for m in plain.backbone.modules()}
+    assert torch.nn.BatchNorm2d in kinds
+    assert torch.nn.BatchNorm2d not in {type(m) for m in fast.backbone.modules()}
+    assert fast.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not fast.training and fast.cfg.fast_path.fuse_bn
+    image = np.random.default_rng(0).integers(0, 256, (70, 150, 3), dtype=np.uint8)
+    expected = inference_detector(plain, image).pred_instances
+    actual = inference_detector(fast, image).pred_instances
+    assert len(expected) == 20  # max_per_img of the config
+    assert torch.equal(actual.labels, expected.labels)
+    torch.testing.assert_close(actual.bboxes, expected.bboxes, atol=1e-3, rtol=0)
+    torch.testing.assert_close(actual.scores, expected.scores, atol=1e-5, rtol=0)
+
+
+def test_fast_path_is_off_without_the_key(api_config, checkpoint):
+    model = init_detector(api_config, checkpoint)
+    assert 'fast_path' not in model.cfg
+    assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_bad_backend_and_fast_path_values(api_config, checkpoint, tmp_path):
+    with pytest.raises(ValueError, match=r"backend must be one of \('pytorch', 'onnxruntime'\), "
+                                         "got 'tensorrt'"):
+        init_detector(api_config, checkpoint, backend='tensorrt')
+    with pytest.raises(ValueError, match="'onnxruntime' needs the .onnx file.*None"):
+        init_detector(api_config, backend='onnxruntime')
+    onnx_file = tmp_path / 'model.onnx'
+    onnx_file.write_bytes(b'')
+    with pytest.raises(ValueError, match="model.onnx is an ONNX file: use backend 'onnxruntime'"):
+        init_detector(api_config, str(onnx_file))
+    with pytest.raises(KeyError, match="unknown key 'fuse'"):
+        init_detector(api_config, checkpoint, cfg_options={'fast_path': dict(fuse=True)})
+    with pytest.raises(TypeError, match='fast_path.bf16 must be a bool'):
+        init_detector(api_config, checkpoint, cfg_options={'fast_path': dict(bf16='yes')})

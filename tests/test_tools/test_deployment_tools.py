@@ -1,0 +1,196 @@
+"""tools/test.py with --backend onnxruntime and the fast paths, tools/image_demo.py --backend, and
+the FastPathHook, on the tiny dataset. Three subprocess runs of tools/test.py in all."""
+import importlib.util
+import math
+import pickle
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import pytest
+import torch
+
+from fcosdet.apis import init_detector
+from fcosdet.deployment import export_onnx
+from fcosdet.engine.hooks import FastPathHook
+from fcosdet.utils.cli import CLIError
+
+from ._cli_utils import REPO, assert_ok, run_tool, scalar_logs
+
+# every candidate scored; up to 100 boxes per image so that the mAP is not 0
+KEEP_ALL = ['model.test_cfg.score_thr=0.0', 'model.test_cfg.max_per_img=100']
+
+
+def _load_tool(relpath: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(Path(relpath).stem + '_dt', REPO / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TEST = _load_tool('tools/test.py')
+IMAGE_DEMO = _load_tool('tools/image_demo.py')
+
+
+@pytest.fixture(scope='module')
+def model_files(tiny_config: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(checkpoint, dynamic ONNX file) of the tiny model: random weights, non-trivial BN
+    statistics, and distances near 10 px (boxes of about the objects' size, so some match)."""
+    folder = tmp_path_factory.mktemp('deploy_tools')
+    torch.manual_seed(0)
+    model = init_detector(tiny_config)
+    gen = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    with torch.no_grad():
+        model.bbox_head.conv_reg.weight.mul_(0.05)
+        model.bbox_head.conv_reg.bias.fill_(math.log(10.0))
+    checkpoint = folder / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict()), checkpoint)
+    onnx_file = export_onnx(init_detector(tiny_config, str(checkpoint)),
+                            str(folder / 'tiny.onnx'), shape=(96, 128), dynamic=True)
+    return str(checkpoint), onnx_file
+
+
+@pytest.fixture(scope='module')
+def test_runs(tiny_config: str, model_files: tuple[str, str],
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """tools/test.py three ways: pytorch, onnxruntime, and pytorch with the config key
+    ``fast_path`` (fp32 paths). ``{name: (work dir, stdout + stderr)}``."""
+    checkpoint, onnx_file = model_files
+    root = tmp_path_factory.mktemp('deploy_test_runs')
+    fast_config = root / 'fast.py'
+    fast_config.write_text(f"_base_ = '{tiny_config}'\n"
+                           'fast_path = dict(fuse_bn=True, channels_last=True)\n')
+    runs = dict(pytorch=[tiny_config, checkpoint],
+                onnxruntime=[tiny_config, onnx_file, '--backend', 'onnxruntime'],
+                fast_path=[str(fast_config), checkpoint])
+    outputs = {}
+    for name, args in runs.items():
+        work_dir = root / name
+        result = run_tool(['tools/test.py', *args, '--work-dir', str(work_dir),
+                           '--out', str(work_dir / 'preds.pkl'), '--cfg-options', *KEEP_ALL])
+        assert_ok(result)
+        outputs[name] = (work_dir, result.stdout + result.stderr)
+    return outputs
+
+
+def _preds(work_dir: Path) -> list[dict]:
+    with open(work_dir / 'preds.pkl', 'rb') as f:
+        return pickle.load(f)
+
+
+def _metrics(work_dir: Path) -> dict:
+    return scalar_logs(work_dir, '*/*.json')[-1]
+
+
+@pytest.mark.parametrize('name', ['onnxruntime', 'fast_path'])
+def test_same_predictions_and_map_as_pytorch(test_runs, name):
+    reference_dir, _ = test_runs['pytorch']
+    work_dir, _ = test_runs[name]
+    reference = _metrics(reference_dir)
+    assert reference['coco/bbox_mAP_50'] > 0  # a non-trivial comparison
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75'):
+        assert _metrics(work_dir)[key] == reference[key], key
+    expected, actual = _preds(reference_dir), _preds(work_dir)
+    assert [p['img_id'] for p in actual] == [1, 2, 3, 4, 5]
+    for act, exp in zip(actual, expected, strict=True):
+        act, exp = act['pred_instances'], exp['pred_instances']
+        assert len(exp['labels']) == 100
+        assert torch.equal(act['labels'], exp['labels'])
+        torch.testing.assert_close(act['bboxes'], exp['bboxes'], atol=1e-3, rtol=0)
+        torch.testing.assert_close(act['scores'], exp['scores'], atol=1e-5, rtol=0)
+
+
+def test_fast_path_applied_only_when_asked(test_runs):
+    assert ("FastPathHook: inference fast paths enabled: ['channels_last', 'fuse_bn']"
+            in test_runs['fast_path'][1])
+    for name in ('pytorch', 'onnxruntime'):
+        assert 'FastPathHook' not in test_runs[name][1]
+    assert "type='ORTDetector'" in test_runs['onnxruntime'][1]  # the dumped config
+
+
+def _cfg(argv: list[str]):
+    return TEST.build_cfg(TEST.parse_args(argv))
+
+
+def _fast_path_hooks(cfg) -> list[dict]:
+    return [h for h in cfg.get('custom_hooks', []) if h['type'] == 'FastPathHook']
+
+
+def test_build_cfg_backend_and_fast_path(tiny_config, model_files, tmp_path):
+    checkpoint, onnx_file = model_files
+    cfg = _cfg([tiny_config, onnx_file, '--backend', 'onnxruntime'])
+    assert cfg.model.type == 'ORTDetector' and cfg.model.onnx_file == onnx_file
+    assert cfg.model.bbox_head.num_classes == 4 and cfg.load_from is None
+    cfg = _cfg([tiny_config, checkpoint, '--fast-path', 'fuse_bn', 'bf16'])
+    assert cfg.load_from == checkpoint
+    assert cfg.custom_hooks[-1] == dict(
+        type='FastPathHook', fast_path=dict(channels_last=False, fuse_bn=True, bf16=True))
+    assert not _fast_path_hooks(_cfg([tiny_config, checkpoint]))
+    # the flag overrides the config key; an empty flag turns every fast path off
+    keyed = tmp_path / 'keyed.py'
+    keyed.write_text(f"_base_ = '{tiny_config}'\nfast_path = dict(channels_last=True)\n")
+    assert not _fast_path_hooks(_cfg([str(keyed), checkpoint, '--fast-path']))
+    (hook,) = _fast_path_hooks(_cfg([str(keyed), checkpoint]))
+    assert hook['fast_path'] == dict(channels_last=True, fuse_bn=False, bf16=False)
+    with pytest.warns(UserWarning, match='ignored by --backend onnxruntime'):
+        _cfg([str(keyed), onnx_file, '--backend', 'onnxruntime'])
+
+
+def test_test_tool_rejects_bad_backend_input(tiny_config, model_files, tmp_path, capsys):
+    checkpoint, onnx_file = model_files
+    with pytest.raises(CLIError, match="'onnxruntime' needs the .onnx file.*tiny.pth"):
+        _cfg([tiny_config, checkpoint, '--backend', 'onnxruntime'])
+    with pytest.raises(CLIError, match="tiny.onnx is an ONNX file: use backend 'onnxruntime'"):
+        _cfg([tiny_config, onnx_file])
+    with pytest.raises(CLIError, match='--fast-path applies to --backend pytorch only'):
+        _cfg([tiny_config, onnx_file, '--backend', 'onnxruntime', '--fast-path', 'fuse_bn'])
+    bad_key = tmp_path / 'bad_key.py'
+    bad_key.write_text(f"_base_ = '{tiny_config}'\nfast_path = dict(fuse=True)\n")
+    with pytest.raises(CLIError, match="unknown key 'fuse'"):
+        _cfg([str(bad_key), checkpoint])
+    with pytest.raises(SystemExit):
+        TEST.parse_args([tiny_config, checkpoint, '--backend', 'tensorrt'])
+    assert "invalid choice: 'tensorrt'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        TEST.parse_args([tiny_config, checkpoint, '--fast-path', 'fp16'])
+
+
+def test_image_demo_onnxruntime(tiny_config, tiny_data_root, model_files, tmp_path, capsys):
+    out_file = tmp_path / 'drawn.png'
+    image = next((Path(tiny_data_root) / 'val').glob('*.png'))
+    IMAGE_DEMO.main([str(image), tiny_config, model_files[1], '--backend', 'onnxruntime',
+                     '--out-file', str(out_file), '--score-thr', '0.0'])
+    import mmcv
+    assert mmcv.imread(str(out_file)).shape == mmcv.imread(str(image)).shape
+    assert f'Result written to {out_file}' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        IMAGE_DEMO.parse_args([str(image), tiny_config, model_files[1], '--backend', 'trt'])
+
+
+def test_fast_path_hook_acts_once_on_test_and_blocks_training(tiny_config, model_files):
+    model = init_detector(tiny_config, model_files[0])
+    model.train()
+    messages = []
+    runner = SimpleNamespace(model=model, logger=SimpleNamespace(info=messages.append))
+    hook = FastPathHook(['fuse_bn', 'channels_last'])
+    hook.before_train(runner)  # nothing applied yet: training is allowed
+    hook.before_test_epoch(runner)
+    assert not model.training
+    assert torch.nn.BatchNorm2d not in {type(m) for m in model.modules()}
+    assert len(model.backbone._forward_pre_hooks) == 1
+    hook.before_test_epoch(runner)  # a second test epoch does not apply it again
+    assert len(model.backbone._forward_pre_hooks) == 1 and len(messages) == 1
+    with pytest.raises(RuntimeError, match='cannot be trained'):
+        hook.before_train(runner)
+    with pytest.raises(KeyError, match="'fp16'"):
+        FastPathHook(['fp16'])
+
+
+def test_fast_path_hook_is_registered():
+    from fcosdet.registry import HOOKS
+    assert HOOKS.get('FastPathHook') is FastPathHook
+    assert sys.modules['fcosdet.engine.hooks.fast_path_hook'].FastPathHook is FastPathHook
