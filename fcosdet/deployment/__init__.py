@@ -1,4 +1,4 @@
-"""ONNX export and onnxruntime inference (optional extras: ``pip install fcosdet[onnx]``)."""
+"""ONNX export and onnxruntime inference (optional extras: ``pip install -e '.[onnx]'``)."""
 from .backends import BACKENDS, check_backend
 from .onnx_export import HeadOutputs, export_onnx, output_names
 from .optional import require

@@ -22,5 +22,5 @@ def require(module: str) -> ModuleType:
     except ImportError as err:
         raise ImportError(
             f'{module} is needed for ONNX export / onnxruntime inference but is not installed; '
-            f"run `pip install {_PIP_NAMES.get(module, module)}` (or `pip install fcosdet[onnx]`)"
+            f"run `pip install {_PIP_NAMES.get(module, module)}` (or `pip install -e '.[onnx]'`)"
         ) from err

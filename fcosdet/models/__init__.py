@@ -1,3 +1,12 @@
 # Importing the sub-packages registers every model component.
-from . import (backbones, data_preprocessors, dense_heads, detectors, layers, losses,  # noqa: F401
-               necks, task_modules)
+from . import (  # noqa: F401
+    backbones,
+    data_preprocessors,
+    dense_heads,
+    detectors,
+    layers,
+    losses,
+    necks,
+    task_modules,
+    utils,
+)
