@@ -50,7 +50,7 @@ setup(
     ],
     extras_require={
         'onnx': ['onnx', 'onnxruntime'],
-        'tests': ['pytest', 'onnx', 'onnxruntime'],
+        'tests': ['pytest', 'onnx', 'onnxruntime', 'ruff>=0.5'],
     },
     license='Apache-2.0',
     zip_safe=False,
