@@ -11,7 +11,7 @@ demo_cfg = dict(num_train=200, num_val=50, img_size=(256, 320), seed=0)
 img_scale = (320, 256)  # (w, h): the images' own size, so nothing is upsampled
 base_channels = 32  # half of the usual 64: ResNet-18 from scratch at a quarter of the FLOPs
 feat_channels = 64
-max_epochs = 16
+max_epochs = 40
 
 model = dict(
     type='FCOS',
@@ -77,7 +77,8 @@ test_pipeline = [
         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 train_dataloader = dict(
-    batch_size=8,
+    # on a CPU, small batches give more updates per minute (measured: batch 4 beats batch 8)
+    batch_size=4,
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -109,8 +110,8 @@ val_evaluator = dict(
     type='CocoMetric', ann_file=data_root + 'annotations/instances_val.json', metric='bbox')
 test_evaluator = val_evaluator
 
-# evaluate every 4 epochs (the last one included) to keep most of the time for training
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
+# evaluate every 10 epochs (the last one included) to keep most of the time for training
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
@@ -121,14 +122,14 @@ param_scheduler = [
 ]
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001),
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001),
     paramwise_cfg=dict(bias_lr_mult=2.0, bias_decay_mult=0.0),
     clip_grad=dict(max_norm=35, norm_type=2))
-auto_scale_lr = dict(enable=False, base_batch_size=8)
+auto_scale_lr = dict(enable=False, base_batch_size=4)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1,
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1,
                     save_best='coco/bbox_mAP', rule='greater'))
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)
