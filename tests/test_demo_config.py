@@ -10,13 +10,13 @@ from fcosdet.utils import register_all_modules
 
 DEMO = Path(__file__).resolve().parents[1] / 'configs' / 'fcos' / 'fcos_r18_fpn_gn-head_demo.py'
 IMG_SIZE = (128, 160)  # (h, w): half the shipped size
-EPOCHS = 12
+EPOCHS = 20
 
 
 def short_demo_config(work_dir: Path, data_root: Path) -> Config:
     """The shipped demo config on a small demo set, trained for a few epochs, no workers."""
     cfg = Config.fromfile(DEMO)
-    demo_cfg = dict(num_train=48, num_val=16, img_size=IMG_SIZE, seed=1)
+    demo_cfg = dict(num_train=64, num_val=16, img_size=IMG_SIZE, seed=1)
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         loader.num_workers, loader.persistent_workers = 0, False
         loader.dataset.data_root = f'{data_root}/'
@@ -31,7 +31,8 @@ def short_demo_config(work_dir: Path, data_root: Path) -> Config:
     cosine = cfg.param_scheduler[1]
     cosine.T_max = cosine.end = EPOCHS
     cfg.default_hooks.visualization.draw = False
-    cfg.default_hooks.checkpoint.interval = EPOCHS
+    # save_best needs the state set up by train(); the untrained model is scored before that
+    cfg.default_hooks.checkpoint.update(interval=EPOCHS, save_best=None)
     cfg.work_dir = str(work_dir)
     return cfg
 
