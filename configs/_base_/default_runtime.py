@@ -12,8 +12,9 @@ default_hooks = dict(
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
-# stop with a clear error as soon as a loss term is NaN/Inf (before a checkpoint is written)
-custom_hooks = [dict(type='CheckInvalidLossHook', interval=1)]
+# stop with a clear error as soon as a loss term is NaN/Inf (before a checkpoint is written),
+# and before the first iteration when bbox_head.num_classes != len(dataset classes)
+custom_hooks = [dict(type='CheckInvalidLossHook', interval=1), dict(type='NumClassCheckHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -1,5 +1,7 @@
 from .check_invalid_loss_hook import CheckInvalidLossHook, NonFiniteLossError
 from .fast_path_hook import FastPathHook
+from .num_class_check_hook import NumClassCheckHook
 from .visualization_hook import DetVisualizationHook
 
-__all__ = ['CheckInvalidLossHook', 'NonFiniteLossError', 'FastPathHook', 'DetVisualizationHook']
+__all__ = ['CheckInvalidLossHook', 'NonFiniteLossError', 'FastPathHook', 'NumClassCheckHook',
+           'DetVisualizationHook']
