@@ -1,23 +1,31 @@
 """Installs fcosdet. ``pip install -e .`` (add ``[tests]`` for the test suite)."""
 import os
-from importlib import metadata
+import subprocess
+import sys
 
 from setuptools import find_packages, setup
+
+
+def _installed(dist: str) -> bool:
+    """Whether ``dist`` is installed in the environment pip installs into.
+
+    Asked in a child interpreter without pip's build-isolation ``PYTHONPATH``: inside the isolated
+    build environment the user's own packages are invisible to this process.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'PYTHONNOUSERSITE')}
+    probe = f'import importlib.metadata as m; m.version({dist!r})'
+    return subprocess.run([sys.executable, '-c', probe], env=env,
+                          capture_output=True).returncode == 0
 
 
 def mmcv_requirement() -> str:
     """Keep a user's full mmcv (with compiled ops); otherwise ask for mmcv-lite.
 
-    fcosdet needs no compiled op, so mmcv-lite (same ``mmcv`` import) is enough. The check
-    sees the user's packages only when pip builds without isolation
-    (``pip install --no-build-isolation -e .``).
+    fcosdet needs no compiled op, so mmcv-lite (same ``mmcv`` import) is enough; installing it
+    over a full mmcv would replace that package's Python files.
     """
-    for dist in ('mmcv', 'mmcv-full'):
-        try:
-            metadata.version(dist)
-            return 'mmcv>=2.0.0,<2.3.0'
-        except metadata.PackageNotFoundError:
-            pass
+    if any(_installed(dist) for dist in ('mmcv', 'mmcv-full')):
+        return 'mmcv>=2.0.0,<2.3.0'
     return 'mmcv-lite>=2.0.0,<2.3.0'
 
 
