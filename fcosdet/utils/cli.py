@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from fcosdet.engine.dist import shutdown_dist
+
 from .config_utils import check_cfg_options
 
 
@@ -69,6 +71,9 @@ def run_cli(main: Callable[[Sequence[str] | None], None],
             expected: tuple[type[BaseException], ...] = ()) -> None:
     """Run a tool's ``main``; a :class:`CLIError` (or an ``expected`` error) becomes one line.
 
+    After a successful ``main`` a distributed process group, if any, is shut down cleanly
+    (:func:`fcosdet.engine.dist.shutdown_dist`).
+
     Args:
         main: The tool's entry point, taking ``argv`` (``None``: ``sys.argv[1:]``).
         expected: Further exception types reported as one line (e.g. a non-finite loss).
@@ -79,3 +84,5 @@ def run_cli(main: Callable[[Sequence[str] | None], None],
         msg = ' '.join(str(err).split())
         print(f'{osp.basename(sys.argv[0])}: error: {msg}', file=sys.stderr)
         sys.exit(1)
+    # only after success: a barrier would hang if another rank had failed
+    shutdown_dist()

@@ -1,7 +1,9 @@
 import pytest
 import torch
+import torch.distributed as torch_dist
 
 from fcosdet.engine.dist import dist_backend, launcher_env
+from fcosdet.utils.cli import CLIError, run_cli
 
 
 def test_backend_falls_back_to_gloo_without_cuda(monkeypatch):
@@ -40,3 +42,36 @@ def test_pytorch_launcher_names_missing_variables(monkeypatch):
         launcher_env('pytorch')
     with pytest.raises(ValueError, match='launcher'):
         launcher_env('none')
+
+
+def _start_single_rank_group(store_file) -> None:
+    torch_dist.init_process_group('gloo', init_method=f'file://{store_file}', rank=0,
+                                  world_size=1)
+
+
+def test_run_cli_shuts_the_process_group_down_after_success(tmp_path):
+    seen = []
+
+    def main(argv):
+        _start_single_rank_group(tmp_path / 'store')
+        seen.append(torch_dist.is_initialized())
+
+    run_cli(main)
+    assert seen == [True]
+    assert not torch_dist.is_initialized()
+
+
+def test_run_cli_leaves_the_group_alone_on_error(tmp_path):
+    """No barrier after a failure: the other ranks may be gone, and it would hang."""
+    def main(argv):
+        _start_single_rank_group(tmp_path / 'store')
+        raise CLIError('bad flag')
+
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(main)
+        assert exit_info.value.code == 1
+        assert torch_dist.is_initialized()
+    finally:
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
