@@ -100,6 +100,14 @@ def test_pytorch2onnx_exports_and_verifies(tiny_files, tmp_path, capsys):
     assert float(line.rsplit(' ', 1)[1]) < 1e-4
     with pytest.raises(CLIError, match='.onnx'):
         pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'model.bin')])
+    with pytest.raises(CLIError, match='--calib-images must be positive, got 0'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--calib-images', '0'])
+    with pytest.raises(CLIError, match='--batch-size 1 or --dynamic'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--batch-size', '2'])
+    # the tiny config's dataset does not exist: the error names the file
+    with pytest.raises(CLIError, match='none.json'):
+        pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'int8.onnx'), '--int8'])
+    assert not (tmp_path / 'int8.onnx').exists()
 
 
 def test_dataloader_benchmark_counts_images(tiny_files, tmp_path):

@@ -194,3 +194,33 @@ def test_fast_path_hook_is_registered():
     from fcosdet.registry import HOOKS
     assert HOOKS.get('FastPathHook') is FastPathHook
     assert sys.modules['fcosdet.engine.hooks.fast_path_hook'].FastPathHook is FastPathHook
+
+
+PYTORCH2ONNX = _load_tool('tools/deployment/pytorch2onnx.py')
+
+
+def test_int8_export_evaluates_close_to_pytorch(tiny_config, model_files, test_runs, tmp_path,
+                                                capsys):
+    """--int8: calibrated on the training images; tools/test.py then runs the int8 file."""
+    int8_file = tmp_path / 'int8.onnx'
+    PYTORCH2ONNX.main([tiny_config, model_files[0], '--out', str(int8_file), '--dynamic',
+                       '--shape', '96', '128', '--int8', '--calib-images', '4',
+                       '--calib-split', 'train'])
+    # ResNet-18: stem + 16 block convs + 3 downsamples; FPN: 3 lateral + 3 output + 2 extra;
+    # head: 1 cls + 1 reg tower conv at each of 5 levels -> 20 + 8 + 10 = 38 quantized
+    assert ('int8: 38 convs quantized, 15 prediction convs kept fp32, activation ranges from 4 '
+            'train images') in capsys.readouterr().out
+    work_dir = tmp_path / 'run'
+    assert_ok(run_tool(['tools/test.py', tiny_config, str(int8_file), '--backend', 'onnxruntime',
+                        '--work-dir', str(work_dir), '--out', str(work_dir / 'preds.pkl'),
+                        '--cfg-options', *KEEP_ALL]))
+    expected, actual = _preds(test_runs['pytorch'][0]), _preds(work_dir)
+    assert [p['img_id'] for p in actual] == [1, 2, 3, 4, 5]
+    assert _metrics(work_dir)['coco/bbox_mAP_50'] > 0
+    differences = []
+    for act, exp in zip(actual, expected, strict=True):
+        top_act = act['pred_instances']['scores'][:20]  # sorted by score
+        top_exp = exp['pred_instances']['scores'][:20]
+        differences.append(float((top_act - top_exp).abs().max()))
+    # the best scores (about 0.4 here) move by quantization noise only, and do move
+    assert max(differences) < 0.02 and max(differences) > 0
