@@ -4,6 +4,8 @@ A plain module (not conftest) so test files can import from it by a unique name.
 """
 from pathlib import Path
 
+import torch
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_NUM_TRAIN = 8
 TINY_NUM_VAL = 5
@@ -97,3 +99,16 @@ def write_tiny_config(path: Path, data_root: Path, extra: str = '') -> Path:
     text = _TINY_CONFIG.format(runtime=runtime.as_posix(), data_root=Path(data_root).as_posix())
     path.write_text(text + extra)
     return path
+
+
+def randomise_bn_stats(module: torch.nn.Module, seed: int, mean_scale: float = 0.1) -> None:
+    """Give every BatchNorm2d in ``module`` non-trivial running statistics (in place).
+
+    Means are N(0, mean_scale^2), variances uniform in [0.5, 1.5), drawn in module order from a
+    generator seeded with ``seed``, so BN folding and exported graphs have something to fold.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for bn in module.modules():
+        if isinstance(bn, torch.nn.BatchNorm2d):
+            bn.running_mean.copy_(torch.randn(bn.num_features, generator=gen) * mean_scale)
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from mmengine.runner import save_checkpoint
+from tiny_setup import randomise_bn_stats
 
 from fcosdet.apis import inference_detector, init_detector
 
@@ -14,11 +15,7 @@ def checkpoint(api_config, tmp_path):
     """Weights with non-trivial BN statistics and a class bias of 0 (many detections)."""
     torch.manual_seed(0)
     model = init_detector(api_config)
-    gen = torch.Generator().manual_seed(3)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.2)
-            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    randomise_bn_stats(model, seed=3, mean_scale=0.2)
     torch.nn.init.zeros_(model.bbox_head.conv_cls.bias)
     path = tmp_path / 'model.pth'
     save_checkpoint(dict(state_dict=model.state_dict()), str(path))

@@ -2,6 +2,7 @@
 import pytest
 import torch
 from mmengine.config import Config
+from tiny_setup import randomise_bn_stats
 
 TINY_CONFIG = """
 default_scope = 'fcosdet'
@@ -45,11 +46,7 @@ def tiny_files(tmp_path_factory):
     config.write_text(TINY_CONFIG)
     torch.manual_seed(0)
     model = init_detector(Config.fromfile(str(config)))
-    gen = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
-            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    randomise_bn_stats(model, seed=1)
     torch.nn.init.zeros_(model.bbox_head.conv_cls.bias)
     checkpoint = folder / 'tiny_fcos.pth'
     torch.save(dict(state_dict=model.state_dict(),

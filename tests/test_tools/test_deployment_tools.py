@@ -9,6 +9,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 import torch
+from tiny_setup import randomise_bn_stats
 
 from fcosdet.apis import init_detector
 from fcosdet.deployment import export_onnx
@@ -39,11 +40,7 @@ def model_files(tiny_config: str, tmp_path_factory: pytest.TempPathFactory) -> t
     folder = tmp_path_factory.mktemp('deploy_tools')
     torch.manual_seed(0)
     model = init_detector(tiny_config)
-    gen = torch.Generator().manual_seed(1)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
-            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    randomise_bn_stats(model, seed=1)
     with torch.no_grad():
         model.bbox_head.conv_reg.weight.mul_(0.05)
         model.bbox_head.conv_reg.bias.fill_(math.log(10.0))

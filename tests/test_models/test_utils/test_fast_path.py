@@ -4,6 +4,7 @@ import warnings
 
 import pytest
 import torch
+from tiny_setup import randomise_bn_stats
 from torch import nn
 
 import fcosdet.models.utils.fast_path as fast_path_module
@@ -27,11 +28,7 @@ TINY_FCOS = dict(
 def _tiny_detector() -> nn.Module:
     torch.manual_seed(0)
     model = MODELS.build(copy.deepcopy(TINY_FCOS))
-    gen = torch.Generator().manual_seed(1)
-    for bn in model.backbone.modules():
-        if isinstance(bn, nn.BatchNorm2d):
-            bn.running_mean.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
-            bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+    randomise_bn_stats(model.backbone, seed=1)
     nn.init.zeros_(model.bbox_head.conv_cls.bias)  # probabilities near 0.5: many detections
     return model.eval()
 
