@@ -1,3 +1,4 @@
+from .ddod import DDOD
 from .fcos import FCOS
 
-__all__ = ['FCOS']
+__all__ = ['DDOD', 'FCOS']
