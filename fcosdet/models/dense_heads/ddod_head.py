@@ -11,10 +11,20 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import (DENSE_TEST_CFG, check_test_cfg,
-                                                          finish_detections, topk_candidates)
-from fcosdet.models.dense_heads.dense_utils import (build_scales, build_tower, flatten_levels,
-                                                    head_init_cfg, metas_tensor, reduce_mean)
+from fcosdet.models.dense_heads.dense_postprocess import (
+    DENSE_TEST_CFG,
+    check_test_cfg,
+    finish_detections,
+    topk_candidates,
+)
+from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
+    build_tower,
+    flatten_levels,
+    head_init_cfg,
+    metas_tensor,
+    reduce_mean,
+)
 from fcosdet.models.losses.level_reweight import count_level_positives, level_reweight_factors
 from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
