@@ -1,3 +1,4 @@
+from .ddod_head import DDODHead
 from .fcos_head import FCOSHead
 
-__all__ = ['FCOSHead']
+__all__ = ['DDODHead', 'FCOSHead']

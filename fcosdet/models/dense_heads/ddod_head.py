@@ -105,7 +105,7 @@ class DDODHead(BaseDenseHead):
             self.cls_assigner = TASK_UTILS.build(copy.deepcopy(self.train_cfg['assigner']))
             self.reg_assigner = TASK_UTILS.build(copy.deepcopy(self.train_cfg['reg_assigner']))
 
-        first_cfg = dict(type='DCN', deform_groups=1) if use_dcn else conv_cfg
+        first_cfg = dict(type=self._dcn_class(), deform_groups=1) if use_dcn else conv_cfg
         self.cls_convs = self._tower(stacked_convs, first_cfg, conv_cfg, norm_cfg)
         self.reg_convs = self._tower(stacked_convs, first_cfg, conv_cfg, norm_cfg)
         self.atss_cls = nn.Conv2d(feat_channels, num_classes, 3, padding=1)
@@ -117,6 +117,16 @@ class DDODHead(BaseDenseHead):
         # (never reset), both assignments adding to the same counts, local to each process (a
         # plain attribute: not in the state dict, not broadcast by DDP).
         self.cls_num_pos_samples_per_level = torch.zeros(num_levels, dtype=torch.float64)
+
+    @staticmethod
+    def _dcn_class() -> type:
+        """MMCV's 'DCN' (DCNv1 with its own offset conv), looked up in fcosdet's registry so
+        that building does not depend on the default scope."""
+        dcn = MODELS.get('DCN')
+        if dcn is None:
+            raise KeyError("DDODHead(use_dcn=True) needs the 'DCN' conv layer in MODELS "
+                           '(fcosdet.models.layers); set use_dcn=False to use plain convs')
+        return dcn
 
     def _tower(self, stacked_convs: int, first_conv_cfg: dict | None, conv_cfg: dict | None,
                norm_cfg: dict | None) -> nn.Sequential:
@@ -190,31 +200,38 @@ class DDODHead(BaseDenseHead):
             raise ValueError("DDODHead.loss_by_feat needs train_cfg with 'assigner' and "
                              "'reg_assigner'")
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        priors, valid, num_level_priors = self._anchors(featmap_sizes, batch_img_metas,
-                                                        bbox_preds[0])
+        mlvl_priors = self.prior_generator.grid_priors(
+            featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device)
+        num_level_priors = [len(p) for p in mlvl_priors]
+        priors = torch.cat(mlvl_priors)  # [R, 4]
+        pad_shapes = metas_tensor(batch_img_metas, 'pad_shape', priors, 'DDODHead')[:, :2]
+        # priors off an image's own padded area are ignored, as MMDetection's valid flags
+        valid = self.prior_generator.valid_flags(featmap_sizes, pad_shapes, priors.device)
         flat_cls = flatten_levels(cls_scores)  # [N, R, C]
         flat_deltas = flatten_levels(bbox_preds)  # [N, R, 4]
         flat_iou = flatten_levels(iou_preds)[..., 0]  # [N, R]
-        gt = pad_gt_instances(batch_gt_instances, like=flat_deltas)
+        gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, like=flat_deltas)
         with torch.no_grad():
-            pred_boxes = self.bbox_coder.decode(priors.expand_as(flat_deltas), flat_deltas)
-            cls_labels, _ = self._assign(self.cls_assigner, priors, num_level_priors, valid,
-                                         flat_cls, pred_boxes, gt)
-            reg_labels, reg_gt_bboxes = self._assign(self.reg_assigner, priors,
-                                                     num_level_priors, valid, flat_cls,
-                                                     pred_boxes, gt)
-        level_of_prior = torch.arange(len(num_level_priors), device=priors.device)
-        level_of_prior = level_of_prior.repeat_interleave(torch.tensor(
-            num_level_priors, device=priors.device))  # [R]
+            # both assigners rate candidates with the current predictions
+            pred_boxes = self.bbox_coder.decode(priors, flat_deltas)
+            cls_result, reg_result = (
+                assigner.assign(mlvl_priors, gt_bboxes, gt_labels, gt_valid, self.num_classes,
+                                prior_valid=valid, pred_scores=flat_cls, pred_bboxes=pred_boxes)
+                for assigner in (self.cls_assigner, self.reg_assigner))
+        level_of_prior = torch.repeat_interleave(
+            torch.arange(len(num_level_priors), device=priors.device),
+            torch.tensor(num_level_priors, device=priors.device))  # [R]
 
+        cls_labels = cls_result.labels
         factors = self._level_factors(cls_labels, num_level_priors)[level_of_prior]  # [R]
         weight = valid.to(flat_cls.dtype) * factors.to(flat_cls.dtype)  # [N, R]
         loss_cls = self.loss_cls(flat_cls.reshape(-1, self.num_classes), cls_labels.reshape(-1),
                                  weight.reshape(-1), avg_factor=self._avg_factor(cls_labels))
 
-        factors = self._level_factors(reg_labels, num_level_priors)[level_of_prior]
-        loss_bbox, loss_iou = self._loss_reg(priors, flat_deltas, flat_iou, reg_labels,
-                                             reg_gt_bboxes, factors.to(flat_deltas.dtype))
+        factors = self._level_factors(reg_result.labels, num_level_priors)[level_of_prior]
+        loss_bbox, loss_iou = self._loss_reg(priors, flat_deltas, flat_iou, reg_result.labels,
+                                             reg_result.bbox_targets,
+                                             factors.to(flat_deltas.dtype))
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou)
 
     def _loss_reg(self, priors: Tensor, flat_deltas: Tensor, flat_iou: Tensor, labels: Tensor,

@@ -43,6 +43,13 @@ def metas(num_images: int, pad_shape: tuple[int, int]) -> list[dict]:
             for _ in range(num_images)]
 
 
+def ref_valid(sizes: list[tuple[int, int]], strides: list[int],
+              pad_shape: tuple[int, int]) -> torch.Tensor:
+    """Anchors on the image's own padded area: row < ceil(h / s), column < ceil(w / s)."""
+    return torch.tensor([y < math.ceil(pad_shape[0] / s) and x < math.ceil(pad_shape[1] / s)
+                         for (h, w), s in zip(sizes, strides) for y in range(h) for x in range(w)])
+
+
 # ---- an independent, per-image reference of MMDetection 3.3's DDOD losses (float64) ----------
 
 def ref_anchors(sizes: list[tuple[int, int]], strides: list[int], base: float) -> torch.Tensor:
@@ -83,8 +90,10 @@ def ref_giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return iou - (enclose - union) / enclose.clamp(min=1e-6)
 
 
-def ref_assign(anchors, num_level, gt_boxes, gt_labels, logits, pred_boxes, topk, alpha):
-    """Cost-based ATSS of one image, one gt at a time: index of the assigned gt or -1."""
+def ref_assign(anchors, num_level, valid, gt_boxes, gt_labels, logits, pred_boxes, topk,
+               alpha):
+    """Cost-based ATSS of one image over its valid anchors, one gt at a time: index of the
+    assigned gt or -1."""
     num_anchors = anchors.shape[0]
     assigned = torch.full((num_anchors,), -1, dtype=torch.long)
     if gt_boxes.shape[0] == 0:
@@ -97,7 +106,8 @@ def ref_assign(anchors, num_level, gt_boxes, gt_labels, logits, pred_boxes, topk
         dist = (centres - (box[:2] + box[2:]) / 2).norm(dim=1)
         cand, start = [], 0
         for n in num_level:
-            order = sorted(range(start, start + n), key=lambda i: dist[i].item())
+            order = sorted((i for i in range(start, start + n) if valid[i]),
+                           key=lambda i: dist[i].item())
             cand += order[:min(topk, n)]
             start += n
         values = cost[cand, j]
@@ -140,8 +150,9 @@ class RefDDOD:
                            for n, f in zip(num_level, factor)])
         return level
 
-    def losses(self, cls_scores, bbox_preds, iou_preds, gts):
+    def losses(self, cls_scores, bbox_preds, iou_preds, gts, pad_shapes):
         sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+        valid = [ref_valid(sizes, self.strides, shape) for shape in pad_shapes]
         num_level = [h * w for h, w in sizes]
         anchors = ref_anchors(sizes, self.strides, self.base)
         flat = [torch.cat([m[i].permute(1, 2, 0).reshape(-1, m.shape[1]).double() for m in maps])
@@ -151,16 +162,16 @@ class RefDDOD:
         logits, deltas, ious = flat[:n], flat[n:2 * n], flat[2 * n:]
         preds = [ref_decode(anchors, d) for d in deltas]
         boxes = [g.bboxes.double() for g in gts]
-        assign = {alpha: [ref_assign(anchors, num_level, b, g.labels, lg, p, self.topk, alpha)
-                          for b, g, lg, p in zip(boxes, gts, logits, preds)]
+        assign = {alpha: [ref_assign(anchors, num_level, v, b, g.labels, lg, p, self.topk, alpha)
+                          for v, b, g, lg, p in zip(valid, boxes, gts, logits, preds)]
                   for alpha in (0.8, 0.5)}
         cls_avg = sum(max(int((a >= 0).sum()), 1) for a in assign[0.8])
         factor = self.factors(assign[0.8], num_level)
         loss_cls = 0.0
-        for lg, a, g in zip(logits, assign[0.8], gts):
+        for lg, a, g, v in zip(logits, assign[0.8], gts, valid):
             onehot = torch.zeros_like(lg)
             onehot[a >= 0, g.labels[a[a >= 0]]] = 1
-            loss_cls = loss_cls + (factor * ref_focal(lg, onehot)).sum() / cls_avg
+            loss_cls = loss_cls + (factor * v * ref_focal(lg, onehot)).sum() / cls_avg
         reg_avg = sum(max(int((a >= 0).sum()), 1) for a in assign[0.5])
         factor = self.factors(assign[0.5], num_level)
         loss_bbox = loss_iou = 0.0
@@ -261,12 +272,15 @@ def test_losses_match_per_image_reference_and_accumulate_counts():
     sizes, strides = [(6, 8), (3, 4)], [8, 16]
     head = make_head(strides=strides, octave_base_scale=2)
     ref = RefDDOD(strides, base=2, topk=9, num_classes=3)
+    # the last image is smaller than the batch: anchors off its padded area are ignored
+    pad_shapes = [(48, 64), (48, 64), (32, 40)]
+    img_metas = [dict(img_shape=s, pad_shape=s, batch_input_shape=(48, 64)) for s in pad_shapes]
     for step in range(2):  # the level counts carry over from one batch to the next
         batch = [gt(random_boxes(3, 48, 64), [0, 2, 1]), gt([], []),
-                 gt(random_boxes(2, 48, 64), [1, 1])]
+                 gt(random_boxes(2, 32, 40), [1, 1])]
         outs = random_outputs(sizes)
-        losses = head.loss_by_feat(*outs, batch, metas(3, (48, 64)))
-        expected = ref.losses(*[[m.detach() for m in maps] for maps in outs], batch)
+        losses = head.loss_by_feat(*outs, batch, img_metas)
+        expected = ref.losses(*[[m.detach() for m in maps] for maps in outs], batch, pad_shapes)
         for key in ('loss_cls', 'loss_bbox', 'loss_iou'):
             assert expected[key] > 0
             assert losses[key].item() == pytest.approx(float(expected[key]), rel=1e-5), key
