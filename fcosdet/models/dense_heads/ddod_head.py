@@ -25,6 +25,7 @@ from fcosdet.models.dense_heads.dense_utils import (
     metas_tensor,
     reduce_mean,
 )
+from fcosdet.models.layers import resolve_conv_cfg
 from fcosdet.models.losses.level_reweight import count_level_positives, level_reweight_factors
 from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
@@ -105,7 +106,9 @@ class DDODHead(BaseDenseHead):
             self.cls_assigner = TASK_UTILS.build(copy.deepcopy(self.train_cfg['assigner']))
             self.reg_assigner = TASK_UTILS.build(copy.deepcopy(self.train_cfg['reg_assigner']))
 
-        first_cfg = dict(type=self._dcn_class(), deform_groups=1) if use_dcn else conv_cfg
+        # resolved here so that 'DCN' builds whatever the default scope is
+        first_cfg = resolve_conv_cfg(dict(type='DCN', deform_groups=1) if use_dcn else conv_cfg)
+        conv_cfg = resolve_conv_cfg(conv_cfg)
         self.cls_convs = self._tower(stacked_convs, first_cfg, conv_cfg, norm_cfg)
         self.reg_convs = self._tower(stacked_convs, first_cfg, conv_cfg, norm_cfg)
         self.atss_cls = nn.Conv2d(feat_channels, num_classes, 3, padding=1)
@@ -117,16 +120,6 @@ class DDODHead(BaseDenseHead):
         # (never reset), both assignments adding to the same counts, local to each process (a
         # plain attribute: not in the state dict, not broadcast by DDP).
         self.cls_num_pos_samples_per_level = torch.zeros(num_levels, dtype=torch.float64)
-
-    @staticmethod
-    def _dcn_class() -> type:
-        """MMCV's 'DCN' (DCNv1 with its own offset conv), looked up in fcosdet's registry so
-        that building does not depend on the default scope."""
-        dcn = MODELS.get('DCN')
-        if dcn is None:
-            raise KeyError("DDODHead(use_dcn=True) needs the 'DCN' conv layer in MODELS "
-                           '(fcosdet.models.layers); set use_dcn=False to use plain convs')
-        return dcn
 
     def _tower(self, stacked_convs: int, first_conv_cfg: dict | None, conv_cfg: dict | None,
                norm_cfg: dict | None) -> nn.Sequential:
