@@ -209,6 +209,22 @@ def test_module_names_shapes_and_init():
     torch.testing.assert_close(head(feats)[2][0], iou[0])
 
 
+def test_dcn_first_conv_starts_as_the_plain_conv():
+    dcn = make_head(stacked_convs=2, use_dcn=True)
+    dcn.init_weights()
+    shapes = {k: tuple(v.shape) for k, v in dcn.state_dict().items()}
+    for tower in ('cls_convs', 'reg_convs'):
+        assert shapes[f'{tower}.0.conv.conv_offset.weight'] == (18, 16, 3, 3)  # 2 x 3 x 3
+        assert f'{tower}.1.conv.conv_offset.weight' not in shapes  # only the first conv
+        assert torch.all(getattr(dcn, tower)[0].conv.conv_offset.weight == 0)
+    plain = make_head(stacked_convs=2)
+    plain.load_state_dict({k: v for k, v in dcn.state_dict().items() if 'conv_offset' not in k})
+    feats = (torch.randn(1, 16, 6, 8), torch.randn(1, 16, 3, 4))
+    for ours, ref in zip(dcn(feats), plain(feats)):
+        for a, b in zip(ours, ref):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_bad_config_fails_early():
     with pytest.raises(ValueError, match='num_classes'):
         make_head(num_classes=0)
