@@ -1,4 +1,5 @@
+from .base_dense_head import BaseDenseHead
 from .ddod_head import DDODHead
 from .fcos_head import FCOSHead
 
-__all__ = ['DDODHead', 'FCOSHead']
+__all__ = ['BaseDenseHead', 'DDODHead', 'FCOSHead']
