@@ -10,6 +10,7 @@ import torch.nn as nn
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from fcosdet.models.dense_heads.anchor_targets import AnchorTargets, anchor_targets, build_train_cfg
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import (
     DENSE_TEST_CFG,
@@ -23,11 +24,9 @@ from fcosdet.models.dense_heads.dense_utils import (
     flatten_levels,
     head_init_cfg,
     metas_tensor,
-    reduce_mean,
 )
 from fcosdet.models.layers import resolve_conv_cfg
 from fcosdet.models.losses.level_reweight import count_level_positives, level_reweight_factors
-from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
 from fcosdet.structures import bbox_overlaps
 
@@ -95,16 +94,15 @@ class DDODHead(BaseDenseHead):
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.feat_channels = feat_channels
-        self.train_cfg = copy.deepcopy(train_cfg)
+        # both assigners are needed for loss(); None train_cfg = an inference-only head
+        self.train_cfg, self.assigners = build_train_cfg(train_cfg, 'DDODHead',
+                                                         ('assigner', 'reg_assigner'))
         self.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, 'DDODHead')
         self.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
         self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
         self.loss_cls = MODELS.build(copy.deepcopy(loss_cls))
         self.loss_bbox = MODELS.build(copy.deepcopy(loss_bbox))
         self.loss_iou = MODELS.build(copy.deepcopy(loss_iou))
-        if self.train_cfg is not None:
-            self.cls_assigner = TASK_UTILS.build(copy.deepcopy(self.train_cfg['assigner']))
-            self.reg_assigner = TASK_UTILS.build(copy.deepcopy(self.train_cfg['reg_assigner']))
 
         # resolved here so that 'DCN' builds whatever the default scope is
         first_cfg = resolve_conv_cfg(dict(type='DCN', deform_groups=1) if use_dcn else conv_cfg)
@@ -189,89 +187,81 @@ class DDODHead(BaseDenseHead):
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_iou`` (each the sum over the
             levels of MMDetection's per-level losses).
         """
-        if self.train_cfg is None:
+        if not self.assigners:
             raise ValueError("DDODHead.loss_by_feat needs train_cfg with 'assigner' and "
                              "'reg_assigner'")
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        mlvl_priors = self.prior_generator.grid_priors(
-            featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device)
-        num_level_priors = [len(p) for p in mlvl_priors]
-        priors = torch.cat(mlvl_priors)  # [R, 4]
-        pad_shapes = metas_tensor(batch_img_metas, 'pad_shape', priors, 'DDODHead')[:, :2]
-        # priors off an image's own padded area are ignored, as MMDetection's valid flags
-        valid = self.prior_generator.valid_flags(featmap_sizes, pad_shapes, priors.device)
         flat_cls = flatten_levels(cls_scores)  # [N, R, C]
         flat_deltas = flatten_levels(bbox_preds)  # [N, R, 4]
         flat_iou = flatten_levels(iou_preds)[..., 0]  # [N, R]
-        gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, like=flat_deltas)
-        with torch.no_grad():
-            # both assigners rate candidates with the current predictions
-            pred_boxes = self.bbox_coder.decode(priors, flat_deltas)
-            cls_result, reg_result = (
-                assigner.assign(mlvl_priors, gt_bboxes, gt_labels, gt_valid, self.num_classes,
-                                prior_valid=valid, pred_scores=flat_cls, pred_bboxes=pred_boxes)
-                for assigner in (self.cls_assigner, self.reg_assigner))
-        level_of_prior = torch.repeat_interleave(
-            torch.arange(len(num_level_priors), device=priors.device),
-            torch.tensor(num_level_priors, device=priors.device))  # [R]
+        anchors = self.prior_generator.grid_priors(featmap_sizes, dtype=flat_deltas.dtype,
+                                                   device=flat_deltas.device)
+        num_level_anchors = [len(a) for a in anchors]
+        # both assigners rate their candidates with the current predictions
+        pred = dict(pred_scores=flat_cls.detach(),
+                    pred_bboxes=self.bbox_coder.decode(torch.cat(anchors), flat_deltas.detach()))
+        cls_targets, reg_targets = (
+            anchor_targets(self.prior_generator, self.assigners[key], featmap_sizes,
+                           batch_gt_instances, batch_img_metas, self.num_classes,
+                           self.train_cfg, flat_deltas, 'DDODHead', **pred)
+            for key in ('assigner', 'reg_assigner'))
 
-        cls_labels = cls_result.labels
-        factors = self._level_factors(cls_labels, num_level_priors)[level_of_prior]  # [R]
-        weight = valid.to(flat_cls.dtype) * factors.to(flat_cls.dtype)  # [N, R]
-        loss_cls = self.loss_cls(flat_cls.reshape(-1, self.num_classes), cls_labels.reshape(-1),
-                                 weight.reshape(-1), avg_factor=self._avg_factor(cls_labels))
-
-        factors = self._level_factors(reg_result.labels, num_level_priors)[level_of_prior]
-        loss_bbox, loss_iou = self._loss_reg(priors, flat_deltas, flat_iou, reg_result.labels,
-                                             reg_result.bbox_targets,
-                                             factors.to(flat_deltas.dtype))
+        factors = self._level_factors(cls_targets.assign.pos_mask, num_level_anchors)  # [R]
+        loss_cls = self.loss_cls(flat_cls.reshape(-1, self.num_classes),
+                                 cls_targets.assign.labels.reshape(-1),
+                                 (cls_targets.label_weights * factors).reshape(-1),
+                                 avg_factor=cls_targets.avg_factor)
+        factors = self._level_factors(reg_targets.assign.pos_mask, num_level_anchors)
+        loss_bbox, loss_iou = self._loss_reg(reg_targets, flat_deltas, flat_iou, factors)
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou)
 
-    def _loss_reg(self, priors: Tensor, flat_deltas: Tensor, flat_iou: Tensor, labels: Tensor,
-                  gt_bboxes: Tensor, factors: Tensor) -> tuple[Tensor, Tensor]:
+    def _loss_reg(self, targets: AnchorTargets, flat_deltas: Tensor, flat_iou: Tensor,
+                  factors: Tensor) -> tuple[Tensor, Tensor]:
         """GIoU loss of the decoded positive boxes and sigmoid CE of their IoU logits.
 
         Args:
-            priors (Tensor): ``[R, 4]`` anchors.
+            targets (AnchorTargets): The regression assignment.
             flat_deltas (Tensor): ``[N, R, 4]`` predicted deltas.
             flat_iou (Tensor): ``[N, R]`` IoU logits.
-            labels (Tensor): Long ``[N, R]`` regression-assignment labels (C = background).
-            gt_bboxes (Tensor): ``[N, R, 4]`` assigned gt box of every prior.
-            factors (Tensor): ``[R]`` level reweight factor of every prior.
+            factors (Tensor): ``[R]`` level reweight factor of every anchor.
 
         Returns:
             tuple[Tensor, Tensor]: ``loss_bbox`` and ``loss_iou``, exactly 0 and still attached
             to the predictions when there is no positive.
         """
-        avg_factor = self._avg_factor(labels)
-        pos = (labels >= 0) & (labels < self.num_classes)  # [N, R]
-        if not pos.any():
+        pos = targets.assign.pos_mask  # [N, R]
+        if not bool(pos.any()):
             return flat_deltas.sum() * 0, flat_iou.sum() * 0
-        pos_priors = priors.expand_as(flat_deltas)[pos]  # [P, 4]
-        pos_factors = factors.expand_as(labels)[pos]  # [P]
-        pred = self.bbox_coder.decode(pos_priors, flat_deltas[pos])
+        pos_anchors = targets.flat_anchors.expand_as(flat_deltas)[pos]  # [P, 4]
+        pos_factors = factors.expand_as(pos)[pos]  # [P]
+        pred = self.bbox_coder.decode(pos_anchors, flat_deltas[pos])
         # The target goes through encode/decode as in MMDetection (equal up to rounding).
-        target = self.bbox_coder.decode(pos_priors,
-                                        self.bbox_coder.encode(pos_priors, gt_bboxes[pos]))
-        loss_bbox = self.loss_bbox(pred, target, weight=pos_factors, avg_factor=avg_factor)
+        target = self.bbox_coder.decode(
+            pos_anchors, self.bbox_coder.encode(pos_anchors, targets.assign.bbox_targets[pos]))
+        loss_bbox = self.loss_bbox(pred, target, weight=pos_factors,
+                                   avg_factor=targets.avg_factor)
+        # IoU target: how well the (detached) predicted box overlaps its gt
         iou_targets = bbox_overlaps(pred.detach(), target, is_aligned=True)
         loss_iou = self.loss_iou(flat_iou[pos], iou_targets, weight=pos_factors,
-                                 avg_factor=avg_factor)
+                                 avg_factor=targets.avg_factor)
         return loss_bbox, loss_iou
 
-    def _avg_factor(self, labels: Tensor) -> float:
-        """MMDetection's normaliser: sum over images of max(positives, 1), averaged over the
-        processes, at least 1."""
-        pos = ((labels >= 0) & (labels < self.num_classes)).sum(dim=1)  # [N]
-        total = reduce_mean(pos.clamp(min=1).sum().to(torch.float32))
-        return max(total.item(), 1.0)
+    def _level_factors(self, pos_mask: Tensor, num_level_anchors: list[int]) -> Tensor:
+        """Add one assignment's positives to the running per-level counts.
 
-    def _level_factors(self, labels: Tensor, num_level_priors: list[int]) -> Tensor:
-        """Add this assignment's positives to the running counts; ``[L]`` factors (float64)."""
-        counts = count_level_positives(labels, num_level_priors, self.num_classes)
+        Args:
+            pos_mask (Tensor): Bool ``[N, R]`` positives of the assignment.
+            num_level_anchors (list[int]): L counts ``R_l``.
+
+        Returns:
+            Tensor: ``[R]`` the factor of each anchor's level (dtype of the losses).
+        """
+        counts = count_level_positives(pos_mask, num_level_anchors)
         self.cls_num_pos_samples_per_level = (
             self.cls_num_pos_samples_per_level.to(counts.device) + counts)
-        return level_reweight_factors(self.cls_num_pos_samples_per_level)
+        factors = level_reweight_factors(self.cls_num_pos_samples_per_level)  # [L]
+        sizes = torch.tensor(num_level_anchors, device=counts.device)
+        return factors.repeat_interleave(sizes).float()
 
     def predict_by_feat(self,
                         cls_scores: list[Tensor],

@@ -1,25 +1,23 @@
 """DDOD's per-level loss reweighting from the number of positives of each FPN level.
 
-Shape letters: L levels, N images, R priors (all levels), C classes (background is label C).
+Shape letters: L levels, N images, R priors (all levels), R_l priors of level l.
 """
 import torch
 from torch import Tensor
 
 
-def count_level_positives(labels: Tensor, num_level_priors: list[int],
-                          num_classes: int) -> Tensor:
+def count_level_positives(pos_mask: Tensor, num_level_priors: list[int]) -> Tensor:
     """Positives of each level, summed over the images.
 
     Args:
-        labels (Tensor): Long ``[N, R]`` labels in ``[0, C]`` (C = background).
+        pos_mask (Tensor): Bool ``[N, R]``, True for the priors assigned to a gt box.
         num_level_priors (list[int]): L counts ``R_l`` with ``sum(R_l) = R``.
-        num_classes (int): C.
 
     Returns:
         Tensor: Float64 ``[L]`` number of positives per level.
     """
-    pos = ((labels >= 0) & (labels < num_classes)).sum(dim=0)  # [R]
-    return torch.stack([p.sum() for p in pos.split(num_level_priors)]).double()
+    per_prior = pos_mask.sum(dim=0).double()  # [R]
+    return torch.stack([p.sum() for p in per_prior.split(num_level_priors)])
 
 
 def level_reweight_factors(num_pos_per_level: Tensor) -> Tensor:

@@ -18,9 +18,8 @@ def test_equal_counts_give_two_everywhere():
 
 
 def test_positives_are_counted_per_level_over_all_images():
-    num_classes = 3  # label 3 is background
-    labels = torch.tensor([[0, 3, 1, 3, 2, 3],
-                           [3, 3, 3, 0, 3, 3]])
-    counts = count_level_positives(labels, [4, 2], num_classes)
+    pos_mask = torch.tensor([[1, 0, 1, 0, 1, 0],
+                             [0, 0, 0, 1, 0, 0]], dtype=torch.bool)
+    counts = count_level_positives(pos_mask, [4, 2])
     assert counts.dtype == torch.float64
     assert counts.tolist() == [3.0, 1.0]
