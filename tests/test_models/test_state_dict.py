@@ -1,4 +1,4 @@
-"""FCOS detectors built from the shipped configs have exactly MMDetection 3.x state-dict entries
+"""Detectors built from the shipped configs have exactly MMDetection 3.x state-dict entries
 (name, shape, dtype, order), so its model-zoo checkpoints load without conversion."""
 from pathlib import Path
 
@@ -19,6 +19,8 @@ CASES = {
     'fcos_r50-caffe_fpn_gn-head_1x_coco.py': 'fcos_r50-caffe_fpn_gn-head_1x_coco.state_dict.txt',
     'fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco.py':
         'fcos_x101-64x4d_fpn_gn-head_state_dict.txt',
+    # other families: the path below configs/
+    'ddod/ddod_r50_fpn_1x_coco.py': 'ddod_r50_fpn_1x_coco_state_dict.txt',
 }
 
 
@@ -41,7 +43,8 @@ def read_reference(name: str) -> list[tuple[str, tuple[int, ...], str]]:
 @pytest.mark.parametrize('config', sorted(CASES))
 def test_state_dict_matches_mmdetection(config: str):
     register_all_modules()
-    model_cfg = Config.fromfile(REPO / 'configs' / 'fcos' / config).model.to_dict()
+    config_path = REPO / 'configs' / (config if '/' in config else f'fcos/{config}')
+    model_cfg = Config.fromfile(config_path).model.to_dict()
     model_cfg['backbone'].pop('init_cfg', None)  # nothing is downloaded
     with torch.device('meta'):  # shapes only: skip allocating and initialising the weights
         model = MODELS.build(model_cfg)
