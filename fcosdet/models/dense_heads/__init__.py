@@ -1,4 +1,6 @@
+from .atss_head import ATSSHead
 from .base_dense_head import BaseDenseHead
 from .fcos_head import FCOSHead
+from .gfl_head import GFLHead, Integral
 
-__all__ = ['BaseDenseHead', 'FCOSHead']
+__all__ = ['ATSSHead', 'BaseDenseHead', 'FCOSHead', 'GFLHead', 'Integral']
