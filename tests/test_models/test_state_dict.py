@@ -1,5 +1,5 @@
-"""FCOS-family detectors built from the shipped configs have exactly MMDetection 3.x state-dict entries
-(name, shape, dtype, order), so its model-zoo checkpoints load without conversion."""
+"""FCOS-family detectors built from the shipped configs have exactly MMDetection 3.x state-dict
+entries (name, shape, dtype, order), so its model-zoo checkpoints load without conversion."""
 from pathlib import Path
 
 import pytest

@@ -8,9 +8,14 @@ from mmengine.structures import InstanceData
 
 from fcosdet.models.dense_heads import ATSSHead
 from fcosdet.structures.bbox import bbox_overlaps
-from tests.test_models.test_dense_heads.family_reference import (GN2, TINY_ANCHORS, TRAIN_CFG,
-                                                                 atss_assign, focal_sum,
-                                                                 valid_rows)
+from tests.test_models.test_dense_heads.family_reference import (
+    GN2,
+    TINY_ANCHORS,
+    TRAIN_CFG,
+    atss_assign,
+    focal_sum,
+    valid_rows,
+)
 
 SIZES = [(8, 8), (4, 4)]  # a 64 x 64 batch at strides 8 and 16
 METAS = [dict(pad_shape=(64, 64), img_shape=(60, 64)),

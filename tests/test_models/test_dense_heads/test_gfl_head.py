@@ -8,8 +8,14 @@ import torch.nn.functional as F
 from fcosdet.models.dense_heads import GFLHead, Integral
 from fcosdet.structures.bbox import bbox_overlaps
 from tests.test_models.test_dense_heads.family_reference import GN2, TINY_ANCHORS, TRAIN_CFG
-from tests.test_models.test_dense_heads.test_atss_head import (METAS, SIZES, batch_gts, gt,
-                                                               reference_targets, rows)
+from tests.test_models.test_dense_heads.test_atss_head import (
+    METAS,
+    SIZES,
+    batch_gts,
+    gt,
+    reference_targets,
+    rows,
+)
 
 REG_MAX = 4  # 5 bins keep the test tensors small
 
