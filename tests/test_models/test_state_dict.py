@@ -1,5 +1,5 @@
-"""Detectors built from the shipped configs have exactly MMDetection 3.x state-dict entries
-(name, shape, dtype, order), so its model-zoo checkpoints load without conversion."""
+"""FCOS-family detectors built from the shipped configs have exactly MMDetection 3.x state-dict
+entries (name, shape, dtype, order), so its model-zoo checkpoints load without conversion."""
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 # CI clones the repository with shared/ beside it.
 REFERENCE_DIR = REPO.parent / 'shared' / 'reference'
 
-CASES = {
-    'fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py':
+CASES = {  # config under configs/ -> reference list
+    'fcos/fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py':
         'fcos_r50-caffe_fpn_gn-head_state_dict.txt',
-    'fcos_r50-caffe_fpn_gn-head_1x_coco.py': 'fcos_r50-caffe_fpn_gn-head_1x_coco.state_dict.txt',
-    'fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco.py':
+    'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py':
+        'fcos_r50-caffe_fpn_gn-head_1x_coco.state_dict.txt',
+    'fcos/fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco.py':
         'fcos_x101-64x4d_fpn_gn-head_state_dict.txt',
-    # other families: the path below configs/
+    'atss/atss_r50_fpn_1x_coco.py': 'atss_r50_fpn_1x_coco_state_dict.txt',
+    'gfl/gfl_r50_fpn_1x_coco.py': 'gfl_r50_fpn_1x_coco_state_dict.txt',
+    # the multi-scale 2x config trains the same model
+    'gfl/gfl_r50_fpn_ms-2x_coco.py': 'gfl_r50_fpn_1x_coco_state_dict.txt',
     'ddod/ddod_r50_fpn_1x_coco.py': 'ddod_r50_fpn_1x_coco_state_dict.txt',
 }
 
@@ -43,8 +47,7 @@ def read_reference(name: str) -> list[tuple[str, tuple[int, ...], str]]:
 @pytest.mark.parametrize('config', sorted(CASES))
 def test_state_dict_matches_mmdetection(config: str):
     register_all_modules()
-    config_path = REPO / 'configs' / (config if '/' in config else f'fcos/{config}')
-    model_cfg = Config.fromfile(config_path).model.to_dict()
+    model_cfg = Config.fromfile(REPO / 'configs' / config).model.to_dict()
     model_cfg['backbone'].pop('init_cfg', None)  # nothing is downloaded
     with torch.device('meta'):  # shapes only: skip allocating and initialising the weights
         model = MODELS.build(model_cfg)

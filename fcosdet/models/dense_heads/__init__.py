@@ -1,5 +1,7 @@
+from .atss_head import ATSSHead
 from .base_dense_head import BaseDenseHead
 from .ddod_head import DDODHead
 from .fcos_head import FCOSHead
+from .gfl_head import GFLHead, Integral
 
-__all__ = ['BaseDenseHead', 'DDODHead', 'FCOSHead']
+__all__ = ['ATSSHead', 'BaseDenseHead', 'DDODHead', 'FCOSHead', 'GFLHead', 'Integral']
