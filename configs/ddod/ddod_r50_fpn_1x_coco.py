@@ -3,7 +3,7 @@
 # Classification and regression get their own ATSS assignment (cost-based, alpha 0.8 / 0.5).
 _base_ = [
     '../_base_/datasets/coco_detection.py',
-    '../_base_/schedules/schedule_1x.py',
+    '../_base_/schedules/schedule_1x_plain.py',
     '../_base_/default_runtime.py',
 ]
 
@@ -65,13 +65,3 @@ model = dict(
         nms=dict(type='nms', iou_threshold=0.6),
         max_per_img=100))
 
-# MMDetection's plain 1x schedule: warm-up from lr x 0.001, no bias lr/decay multipliers and no
-# gradient clipping (the FCOS schedule in _base_ has all three).
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1),
-]
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0001))
