@@ -1,7 +1,7 @@
-# GFL on the generated demo dataset, with the FCOS demo's backbone, neck, data and schedule
-# (configs/fcos/fcos_r18_fpn_gn-head_demo.py): only the head, its assignment and losses change.
-# `python tools/train.py configs/gfl/gfl_r18_fpn_demo.py` (about 7 minutes on 2 CPU cores).
-_base_ = '../fcos/fcos_r18_fpn_gn-head_demo.py'
+# GFL on the generated demo dataset: the ATSS demo (itself the FCOS demo's backbone, neck, data
+# and schedule) with the GFL head and losses.
+# `python tools/train.py configs/gfl/gfl_r18_fpn_demo.py` (about 7 minutes on 2 idle CPU cores).
+_base_ = '../atss/atss_r18_fpn_demo.py'
 feat_channels = 64
 
 model = dict(
@@ -14,18 +14,7 @@ model = dict(
         stacked_convs=2,
         feat_channels=feat_channels,
         norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
-        anchor_generator=dict(
-            type='AnchorGenerator',
-            ratios=[1.0],
-            octave_base_scale=8,
-            scales_per_octave=1,
-            strides=[8, 16, 32, 64, 128]),
         loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0, loss_weight=1.0),
         loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25),
         reg_max=16,
-        loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
-    train_cfg=dict(
-        assigner=dict(type='ATSSAssigner', topk=9),
-        allowed_border=-1,
-        pos_weight=-1,
-        debug=False))
+        loss_bbox=dict(type='GIoULoss', loss_weight=2.0)))

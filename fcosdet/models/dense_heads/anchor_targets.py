@@ -1,6 +1,7 @@
-"""Training targets of the anchor-based family heads (ATSS, GFL, ...), batched over images:
-anchors, their valid flags, the assigner's result, classification weights and the
-normaliser, as MMDetection's ``AnchorHead.get_targets`` with ``PseudoSampler``.
+"""What the anchor-based family heads (ATSS, GFL, ...) share: their construction (towers,
+scales, anchors, coder, assigners from ``train_cfg``) and their training targets batched over
+images (anchors, valid flags, the assigner's result, classification weights and the
+normaliser, as MMDetection's ``AnchorHead.get_targets`` with ``PseudoSampler``).
 
 Shape letters: N images, L levels, R_l anchors of level l, R anchors of all levels, M gt boxes
 (padded), C classes (background is label C).
@@ -9,13 +10,20 @@ import copy
 from typing import NamedTuple
 
 import torch
+import torch.nn as nn
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from fcosdet.models.dense_heads.dense_utils import metas_tensor, reduce_mean
+from fcosdet.models.dense_heads.dense_postprocess import DENSE_TEST_CFG, check_test_cfg
+from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
+    build_tower,
+    metas_tensor,
+    reduce_mean,
+)
 from fcosdet.models.task_modules.assign_result import DenseAssignResult
 from fcosdet.models.task_modules.pad_gt import pad_gt_instances
-from fcosdet.registry import TASK_UTILS
+from fcosdet.registry import MODELS, TASK_UTILS
 
 # MMDetection's train_cfg keys of these heads besides the assigner(s), with the values its
 # configs use; ``debug`` is accepted and ignored.
@@ -68,6 +76,44 @@ def build_train_cfg(train_cfg: dict | None, owner: str,
     return cfg, assigners
 
 
+def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_channels: int,
+                     stacked_convs: int, conv_cfg: dict | None, norm_cfg: dict | None,
+                     anchor_generator: dict, bbox_coder: dict, train_cfg: dict | None,
+                     test_cfg: dict | None, losses: dict[str, dict],
+                     assigner_keys: tuple[str, ...] = ('assigner',)) -> tuple[int, int]:
+    """Give ``head`` the parts the ATSS-style heads share, under MMDetection's names.
+
+    Sets ``num_classes``, ``in_channels``, ``feat_channels``, ``train_cfg`` (checked settings)
+    and one attribute per assigner key (None without a ``train_cfg``), ``test_cfg`` (checked
+    against :data:`DENSE_TEST_CFG`), ``prior_generator``, ``bbox_coder``,
+    ``cls_convs``/``reg_convs`` (towers), ``scales`` (one per level) and one attribute per
+    entry of ``losses`` (name -> MODELS config). The output convs stay with the head.
+
+    Returns:
+        tuple[int, int]: channels out of the towers (``in_channels`` without convs) and the
+        anchors per point A, for the head's output convs.
+    """
+    owner = type(head).__name__
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f'{owner} num_classes must be a positive int, got {num_classes!r}')
+    head.num_classes, head.in_channels, head.feat_channels = num_classes, in_channels, feat_channels
+    head.train_cfg, assigners = build_train_cfg(train_cfg, owner, assigner_keys)
+    for key in assigner_keys:
+        setattr(head, key, assigners.get(key))
+    head.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, owner)
+    head.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
+    head.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
+    head.cls_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
+                                 conv_cfg=conv_cfg)
+    head.reg_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
+                                 conv_cfg=conv_cfg)
+    head.scales = build_scales(head.prior_generator.num_levels)
+    for name, cfg in losses.items():
+        setattr(head, name, MODELS.build(copy.deepcopy(cfg)))
+    return (feat_channels if stacked_convs > 0 else in_channels,
+            head.prior_generator.num_base_priors[0])
+
+
 def anchor_center(anchors: Tensor) -> Tensor:
     """Centres ``[..., 2]`` of ``[..., 4]`` anchors."""
     return (anchors[..., :2] + anchors[..., 2:]) / 2
@@ -96,41 +142,44 @@ def inside_flags(prior_generator: object, featmap_sizes: list[tuple[int, int]],
             & (x2 < width + allowed_border) & (y2 < height + allowed_border))
 
 
-def anchor_targets(prior_generator: object, assigner: object, featmap_sizes: list[tuple[int, int]],
+def anchor_targets(head: nn.Module, cls_scores: list[Tensor],
                    batch_gt_instances: list[InstanceData], batch_img_metas: list[dict],
-                   num_classes: int, train_cfg: dict, like: Tensor, owner: str,
-                   **assign_kwargs: Tensor) -> AnchorTargets:
+                   assigner: object | None = None, **assign_kwargs: Tensor) -> AnchorTargets:
     """Anchors, assignment and classification weights of a batch.
 
     Args:
-        prior_generator (AnchorGenerator): Builds the anchors.
-        assigner (ATSSAssigner): Any assigner with the ``ATSSAssigner.assign`` signature.
-        featmap_sizes (list[tuple[int, int]]): ``(H_l, W_l)`` per level.
+        head (nn.Module): A head set up by :func:`init_anchor_head` (uses its
+            ``prior_generator``, ``assigner``, ``train_cfg`` and ``num_classes``).
+        cls_scores (list[Tensor]): Per level ``[N, C, H_l, W_l]`` (sizes, dtype, device).
         batch_gt_instances (list[InstanceData]): N gt sets (``bboxes``, ``labels``).
         batch_img_metas (list[dict]): N metas with ``pad_shape`` (and ``img_shape`` when
             ``allowed_border >= 0``).
-        num_classes (int): C.
-        train_cfg (dict): Settings from :func:`build_train_cfg`.
-        like (Tensor): Anchors take its dtype and device.
-        owner (str): Head name used in error messages.
+        assigner (object | None): Replaces ``head.assigner`` (e.g. DDOD's ``reg_assigner``);
+            anything with the ``ATSSAssigner.assign`` signature.
         **assign_kwargs: Passed to ``assign`` (``pred_scores``/``pred_bboxes`` for DDOD).
 
     Returns:
         AnchorTargets: see its attributes.
     """
-    anchors = prior_generator.grid_priors(featmap_sizes, dtype=like.dtype, device=like.device)
+    owner = type(head).__name__
+    assigner = head.assigner if assigner is None else assigner
+    if assigner is None:
+        raise ValueError(f'{owner}.loss_by_feat needs train_cfg with an assigner')
+    featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
+    # float32 anchors as MMDetection's, also when the scores come from mixed precision
+    anchors = head.prior_generator.grid_priors(featmap_sizes, device=cls_scores[0].device)
     flat_anchors = torch.cat(anchors)
-    valid = inside_flags(prior_generator, featmap_sizes, flat_anchors, batch_img_metas,
-                         train_cfg['allowed_border'], owner)
-    gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, like=like)
-    assign = assigner.assign(anchors, gt_bboxes, gt_labels, gt_valid, num_classes,
+    valid = inside_flags(head.prior_generator, featmap_sizes, flat_anchors, batch_img_metas,
+                         head.train_cfg['allowed_border'], owner)
+    gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, like=flat_anchors)
+    assign = assigner.assign(anchors, gt_bboxes, gt_labels, gt_valid, head.num_classes,
                              prior_valid=valid, **assign_kwargs)
     pos_mask = assign.pos_mask & valid
-    pos_weight = train_cfg['pos_weight']
-    label_weights = valid.to(like.dtype)
+    pos_weight = head.train_cfg['pos_weight']
+    label_weights = valid.to(flat_anchors.dtype)
     if pos_weight > 0:
         label_weights = torch.where(pos_mask, float(pos_weight), label_weights)
     # MMDetection's SamplingResult counts max(num_pos, 1) per image.
-    num_pos = pos_mask.sum(dim=1).clamp(min=1).sum().to(like.dtype)
-    return AnchorTargets(anchors, flat_anchors, level_strides(prior_generator, anchors), assign,
-                         label_weights, float(reduce_mean(num_pos)))
+    num_pos = pos_mask.sum(dim=1).clamp(min=1).sum().to(flat_anchors.dtype)
+    return AnchorTargets(anchors, flat_anchors, level_strides(head.prior_generator, anchors),
+                         assign, label_weights, float(reduce_mean(num_pos)))

@@ -4,31 +4,27 @@ deltas against the anchor, centre-ness, and adaptive training sample selection.
 Shape letters: N images, L levels, R anchors (all levels), R_l anchors of level l, P positive
 anchors of the batch, C classes (background is label C), K candidates, H_l/W_l map size.
 """
-import copy
 
 import torch
 import torch.nn as nn
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from fcosdet.models.dense_heads.anchor_targets import anchor_center, anchor_targets, build_train_cfg
-from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import (
-    DENSE_TEST_CFG,
-    check_test_cfg,
-    finish_detections,
-    topk_candidates,
+from fcosdet.models.dense_heads.anchor_targets import (
+    anchor_center,
+    anchor_targets,
+    init_anchor_head,
 )
+from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
+from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
-    build_scales,
-    build_tower,
     flatten_levels,
+    grid_priors_like,
     head_init_cfg,
-    metas_tensor,
     reduce_mean,
 )
 from fcosdet.models.task_modules.fcos_assigner import centerness_target
-from fcosdet.registry import MODELS, TASK_UTILS
+from fcosdet.registry import MODELS
 
 GN = dict(type='GN', num_groups=32, requires_grad=True)
 FAMILY_ANCHORS = dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=8,
@@ -77,29 +73,14 @@ class ATSSHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
         if not reg_decoded_bbox:
             raise ValueError('ATSSHead: only reg_decoded_bbox=True is supported, got False')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.feat_channels = feat_channels
-        self.train_cfg, assigners = build_train_cfg(train_cfg, 'ATSSHead')
-        self.assigner = assigners.get('assigner')
-        self.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, 'ATSSHead')
-        self.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
-        self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
-        self.loss_cls = MODELS.build(copy.deepcopy(loss_cls))
-        self.loss_bbox = MODELS.build(copy.deepcopy(loss_bbox))
-        self.loss_centerness = MODELS.build(copy.deepcopy(loss_centerness))
-
-        self.cls_convs = build_tower(in_channels, feat_channels, stacked_convs,
-                                     norm_cfg=norm_cfg, conv_cfg=conv_cfg)
-        self.reg_convs = build_tower(in_channels, feat_channels, stacked_convs,
-                                     norm_cfg=norm_cfg, conv_cfg=conv_cfg)
-        num_anchors = self.prior_generator.num_base_priors[0]
-        tower_channels = feat_channels if stacked_convs > 0 else in_channels
+        tower_channels, num_anchors = init_anchor_head(
+            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
+            anchor_generator, bbox_coder, train_cfg, test_cfg,
+            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_centerness=loss_centerness))
         conv = dict(kernel_size=pred_kernel_size, padding=pred_kernel_size // 2)
         self.atss_cls = nn.Conv2d(tower_channels, num_anchors * num_classes, **conv)
         self.atss_reg = nn.Conv2d(tower_channels, num_anchors * 4, **conv)
         self.atss_centerness = nn.Conv2d(tower_channels, num_anchors, **conv)
-        self.scales = build_scales(self.prior_generator.num_levels)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per level: class logits ``[N, C, H_l, W_l]``, box deltas ``[N, 4, H_l, W_l]``
@@ -131,12 +112,7 @@ class ATSSHead(BaseDenseHead):
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_centerness``.
         """
-        if self.assigner is None:
-            raise ValueError('ATSSHead.loss_by_feat needs train_cfg with an assigner')
-        targets = anchor_targets(self.prior_generator, self.assigner,
-                                 [tuple(s.shape[-2:]) for s in cls_scores], batch_gt_instances,
-                                 batch_img_metas, self.num_classes, self.train_cfg,
-                                 bbox_preds[0], 'ATSSHead')
+        targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas)
         labels, pos_mask = targets.assign.labels, targets.assign.pos_mask  # [N, R]
         flat_bbox = flatten_levels(bbox_preds)  # [N, R, 4]
         flat_ctr = flatten_levels(centernesses)[..., 0]  # [N, R]
@@ -166,25 +142,18 @@ class ATSSHead(BaseDenseHead):
                         centernesses: list[Tensor], batch_img_metas: list[dict],
                         cfg: dict | None = None, rescale: bool = False) -> list[InstanceData]:
         """Detections scored ``sigmoid(cls) · sigmoid(centre-ness)``, batched over images.
+        The maps are :meth:`forward`'s; the other arguments and the result (N ``InstanceData``
+        with ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``) are :func:`dense_predict`'s."""
+        anchors = grid_priors_like(self.prior_generator, bbox_preds)
+        return dense_predict(self, [s.sigmoid() for s in cls_scores],
+                             list(zip(centernesses, anchors, bbox_preds)), self._decode,
+                             batch_img_metas, cfg, rescale)
 
-        Args:
-            cls_scores, bbox_preds, centernesses (list[Tensor]): As from :meth:`forward`.
-            batch_img_metas (list[dict]): N metas with ``img_shape`` (``scale_factor`` when
-                ``rescale``).
-            cfg (dict | None): Keys overriding ``self.test_cfg`` for this call.
-            rescale (bool): Return boxes in original-image pixels.
-
-        Returns:
-            list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
-        """
-        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, self.test_cfg, 'ATSSHead')
-        anchors = self.prior_generator.grid_priors(
-            [tuple(s.shape[-2:]) for s in cls_scores], dtype=bbox_preds[0].dtype,
-            device=bbox_preds[0].device)
-        scores, labels, valid, (ctr, cand_anchors, deltas) = topk_candidates(
-            [s.sigmoid() for s in cls_scores], list(zip(centernesses, anchors, bbox_preds)),
-            cfg['score_thr'], cfg['nms_pre'])
-        img_shapes = metas_tensor(batch_img_metas, 'img_shape', deltas, 'ATSSHead')[:, :2]
-        boxes = self.bbox_coder.decode(cand_anchors, deltas, max_shape=img_shapes)
-        return finish_detections(boxes, scores * ctr[..., 0].sigmoid(), labels, valid,
-                                 batch_img_metas, cfg, rescale, self.num_classes, 'ATSSHead')
+    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
+                cfg: dict) -> tuple[Tensor, Tensor]:
+        """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and scores
+        cls·sigmoid(ctr) ``[N, K]``, from ``cls_prob [N, K]`` and the picked centre-ness logits
+        ``[N, K, 1]``, anchors ``[N, K, 4]`` and deltas ``[N, K, 4]``."""
+        ctr_logit, anchors, deltas = picked
+        boxes = self.bbox_coder.decode(anchors, deltas, max_shape=img_shapes)
+        return boxes, cls_prob * ctr_logit[..., 0].sigmoid()

@@ -6,7 +6,6 @@ Shape letters: N images, L levels, R anchors (all levels), R_l anchors of level 
 anchors of the batch, C classes (background is label C), B = reg_max + 1 bins, K candidates,
 H_l/W_l map size.
 """
-import copy
 
 import torch
 import torch.nn as nn
@@ -17,26 +16,19 @@ from torch import Tensor
 from fcosdet.models.dense_heads.anchor_targets import (
     anchor_center,
     anchor_targets,
-    build_train_cfg,
+    init_anchor_head,
     level_strides,
 )
 from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import (
-    DENSE_TEST_CFG,
-    check_test_cfg,
-    finish_detections,
-    topk_candidates,
-)
+from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
-    build_scales,
-    build_tower,
     flatten_levels,
+    grid_priors_like,
     head_init_cfg,
-    metas_tensor,
     reduce_mean,
 )
-from fcosdet.registry import MODELS, TASK_UTILS
+from fcosdet.registry import MODELS
 from fcosdet.structures.bbox import bbox_overlaps
 
 
@@ -99,28 +91,13 @@ class GFLHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('gfl_cls') if init_cfg is None else init_cfg)
         if not isinstance(reg_max, int) or reg_max < 1:
             raise ValueError(f'GFLHead reg_max must be a positive int, got {reg_max!r}')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.feat_channels = feat_channels
         self.reg_max = reg_max
-        self.train_cfg, assigners = build_train_cfg(train_cfg, 'GFLHead')
-        self.assigner = assigners.get('assigner')
-        self.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, 'GFLHead')
-        self.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
-        self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
-        self.loss_cls = MODELS.build(copy.deepcopy(loss_cls))
-        self.loss_bbox = MODELS.build(copy.deepcopy(loss_bbox))
-        self.loss_dfl = MODELS.build(copy.deepcopy(loss_dfl))
-
-        self.cls_convs = build_tower(in_channels, feat_channels, stacked_convs,
-                                     norm_cfg=norm_cfg, conv_cfg=conv_cfg)
-        self.reg_convs = build_tower(in_channels, feat_channels, stacked_convs,
-                                     norm_cfg=norm_cfg, conv_cfg=conv_cfg)
-        num_anchors = self.prior_generator.num_base_priors[0]
-        tower_channels = feat_channels if stacked_convs > 0 else in_channels
+        tower_channels, num_anchors = init_anchor_head(
+            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
+            anchor_generator, bbox_coder, train_cfg, test_cfg,
+            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl))
         self.gfl_cls = nn.Conv2d(tower_channels, num_anchors * num_classes, 3, padding=1)
         self.gfl_reg = nn.Conv2d(tower_channels, num_anchors * 4 * (reg_max + 1), 3, padding=1)
-        self.scales = build_scales(self.prior_generator.num_levels)
         self.integral = Integral(reg_max)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
@@ -151,12 +128,7 @@ class GFLHead(BaseDenseHead):
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_dfl``.
         """
-        if self.assigner is None:
-            raise ValueError('GFLHead.loss_by_feat needs train_cfg with an assigner')
-        targets = anchor_targets(self.prior_generator, self.assigner,
-                                 [tuple(s.shape[-2:]) for s in cls_scores], batch_gt_instances,
-                                 batch_img_metas, self.num_classes, self.train_cfg,
-                                 bbox_preds[0], 'GFLHead')
+        targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas)
         labels, pos_mask = targets.assign.labels, targets.assign.pos_mask  # [N, R]
         flat_cls = flatten_levels(cls_scores)  # [N, R, C]
         flat_reg = flatten_levels(bbox_preds)  # [N, R, 4B]
@@ -190,30 +162,24 @@ class GFLHead(BaseDenseHead):
     def predict_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                         batch_img_metas: list[dict], cfg: dict | None = None,
                         rescale: bool = False) -> list[InstanceData]:
-        """Detections scored by the class-quality probability, boxes from the integral of each
-        side's distribution × stride around the anchor centre, batched over images.
-
-        Args:
-            cls_scores, bbox_preds (list[Tensor]): As from :meth:`forward`.
-            batch_img_metas (list[dict]): N metas with ``img_shape`` (``scale_factor`` when
-                ``rescale``).
-            cfg (dict | None): Keys overriding ``self.test_cfg`` for this call.
-            rescale (bool): Return boxes in original-image pixels.
-
-        Returns:
-            list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
-        """
-        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, self.test_cfg, 'GFLHead')
-        anchors = self.prior_generator.grid_priors(
-            [tuple(s.shape[-2:]) for s in cls_scores], dtype=bbox_preds[0].dtype,
-            device=bbox_preds[0].device)
+        """Detections scored by the class-quality probability, boxes from the integral of
+        each side's distribution, batched over images. The maps are :meth:`forward`'s; the
+        other arguments and the result (N ``InstanceData`` with ``bboxes [K, 4]``,
+        ``scores [K]``, ``labels [K]``) are :func:`dense_predict`'s."""
+        anchors = grid_priors_like(self.prior_generator, bbox_preds)
         strides = level_strides(self.prior_generator, anchors)[:, None].split(
             [len(a) for a in anchors])
-        scores, labels, valid, (reg, cand_anchors, cand_strides) = topk_candidates(
-            [s.sigmoid() for s in cls_scores], list(zip(bbox_preds, anchors, strides)),
-            cfg['score_thr'], cfg['nms_pre'])
-        img_shapes = metas_tensor(batch_img_metas, 'img_shape', reg, 'GFLHead')[:, :2]
-        boxes = self.bbox_coder.decode(anchor_center(cand_anchors),
-                                       self.integral(reg) * cand_strides, max_shape=img_shapes)
-        return finish_detections(boxes, scores, labels, valid, batch_img_metas, cfg, rescale,
-                                 self.num_classes, 'GFLHead')
+        return dense_predict(self, [s.sigmoid() for s in cls_scores],
+                             list(zip(bbox_preds, anchors, strides)), self._decode,
+                             batch_img_metas, cfg, rescale)
+
+    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
+                cfg: dict) -> tuple[Tensor, Tensor]:
+        """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]``: the integral of each
+        side's distribution × stride around the anchor centre, from the picked logits
+        ``[N, K, 4B]``, anchors ``[N, K, 4]`` and strides ``[N, K, 1]``; scores are
+        ``cls_prob [N, K]`` itself."""
+        reg, anchors, strides = picked
+        boxes = self.bbox_coder.decode(anchor_center(anchors), self.integral(reg) * strides,
+                                       max_shape=img_shapes)
+        return boxes, cls_prob

@@ -66,3 +66,12 @@ def focal_sum(logits, labels, weights):
     loss = torch.where(onehot.bool(), -0.25 * (1 - p) ** 2 * torch.log(p),
                        -0.75 * p ** 2 * torch.log(1 - p))
     return (loss.sum(1) * weights).sum()
+
+
+def check_against_reference(losses, expected, outs):
+    """Same keys and values (relative 1e-5) as the reference; every output gets a gradient."""
+    assert set(losses) == set(expected)
+    for key, value in expected.items():
+        torch.testing.assert_close(losses[key], value, rtol=1e-5, atol=1e-7)
+    sum(losses.values()).backward()
+    assert all(m.grad is not None for maps in outs for m in maps)
