@@ -3,31 +3,27 @@
 Shape letters: N images, L levels, R priors (all levels), R_l priors of level l, M gt boxes
 (padded), C classes (background is label C), K detections, H_l/W_l feature height/width.
 """
-import copy
-
 import torch
 import torch.nn as nn
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from fcosdet.models.dense_heads.anchor_targets import AnchorTargets, anchor_targets, build_train_cfg
-from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import (
-    DENSE_TEST_CFG,
-    check_test_cfg,
-    finish_detections,
-    topk_candidates,
+from fcosdet.models.dense_heads.anchor_targets import (
+    AnchorTargets,
+    anchor_targets,
+    init_anchor_head,
 )
+from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
+from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
-    build_scales,
     build_tower,
     flatten_levels,
+    grid_priors_like,
     head_init_cfg,
-    metas_tensor,
 )
 from fcosdet.models.layers import resolve_conv_cfg
 from fcosdet.models.losses.level_reweight import count_level_positives, level_reweight_factors
-from fcosdet.registry import MODELS, TASK_UTILS
+from fcosdet.registry import MODELS
 from fcosdet.structures import bbox_overlaps
 
 GN32 = dict(type='GN', num_groups=32, requires_grad=True)
@@ -87,47 +83,29 @@ class DDODHead(BaseDenseHead):
                  test_cfg: dict | None = None,
                  init_cfg: dict | list[dict] | None = None) -> None:
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
-        if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f'DDODHead num_classes must be a positive int, got {num_classes!r}')
         if not isinstance(stacked_convs, int) or stacked_convs < 1:
             raise ValueError(f'DDODHead stacked_convs must be an int >= 1, got {stacked_convs!r}')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.feat_channels = feat_channels
-        # both assigners are needed for loss(); None train_cfg = an inference-only head
-        self.train_cfg, self.assigners = build_train_cfg(train_cfg, 'DDODHead',
-                                                         ('assigner', 'reg_assigner'))
-        self.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, 'DDODHead')
-        self.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
-        self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
-        self.loss_cls = MODELS.build(copy.deepcopy(loss_cls))
-        self.loss_bbox = MODELS.build(copy.deepcopy(loss_bbox))
-        self.loss_iou = MODELS.build(copy.deepcopy(loss_iou))
-
-        # resolved here so that 'DCN' builds whatever the default scope is
-        first_cfg = resolve_conv_cfg(dict(type='DCN', deform_groups=1) if use_dcn else conv_cfg)
-        conv_cfg = resolve_conv_cfg(conv_cfg)
-        self.cls_convs = self._tower(stacked_convs, first_cfg, conv_cfg, norm_cfg)
-        self.reg_convs = self._tower(stacked_convs, first_cfg, conv_cfg, norm_cfg)
-        self.atss_cls = nn.Conv2d(feat_channels, num_classes, 3, padding=1)
-        self.atss_reg = nn.Conv2d(feat_channels, 4, 3, padding=1)
-        self.atss_iou = nn.Conv2d(feat_channels, 1, 3, padding=1)
-        num_levels = len(self.prior_generator.strides)
-        self.scales = build_scales(num_levels)
+        # sets the towers, scales, anchors, coder, losses, test_cfg, and assigner/reg_assigner
+        # (both needed for loss(); None without train_cfg)
+        _, num_anchors = init_anchor_head(
+            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
+            anchor_generator, bbox_coder, train_cfg, test_cfg,
+            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou),
+            assigner_keys=('assigner', 'reg_assigner'))
+        if use_dcn:  # the first conv of each tower samples at learned offsets
+            for tower in (self.cls_convs, self.reg_convs):
+                # resolved in fcosdet's registry: builds whatever the default scope is
+                dcn = resolve_conv_cfg(dict(type='DCN', deform_groups=1))
+                tower[0] = build_tower(in_channels, feat_channels, 1, norm_cfg=norm_cfg,
+                                       conv_cfg=dcn)[0]
+        self.atss_cls = nn.Conv2d(feat_channels, num_anchors * num_classes, 3, padding=1)
+        self.atss_reg = nn.Conv2d(feat_channels, num_anchors * 4, 3, padding=1)
+        self.atss_iou = nn.Conv2d(feat_channels, num_anchors, 3, padding=1)
         # Positives per level, as MMDetection keeps them: summed over the whole life of the head
         # (never reset), both assignments adding to the same counts, local to each process (a
         # plain attribute: not in the state dict, not broadcast by DDP).
-        self.cls_num_pos_samples_per_level = torch.zeros(num_levels, dtype=torch.float64)
-
-    def _tower(self, stacked_convs: int, first_conv_cfg: dict | None, conv_cfg: dict | None,
-               norm_cfg: dict | None) -> nn.Sequential:
-        """(first conv, norm, ReLU) + the shared tower of the remaining convs; names ``{i}.conv``
-        / ``{i}.gn`` as MMDetection's."""
-        first = build_tower(self.in_channels, self.feat_channels, 1, norm_cfg=norm_cfg,
-                            conv_cfg=first_conv_cfg)
-        rest = build_tower(self.feat_channels, self.feat_channels, stacked_convs - 1,
-                           norm_cfg=norm_cfg, conv_cfg=conv_cfg)
-        return nn.Sequential(*first, *rest)
+        self.cls_num_pos_samples_per_level = torch.zeros(self.prior_generator.num_levels,
+                                                         dtype=torch.float64)
 
     def init_weights(self) -> None:
         """``init_cfg`` on the plain convs, then N(0, 0.01) on the DCN weights and zero DCN
@@ -187,24 +165,18 @@ class DDODHead(BaseDenseHead):
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_iou`` (each the sum over the
             levels of MMDetection's per-level losses).
         """
-        if not self.assigners:
-            raise ValueError("DDODHead.loss_by_feat needs train_cfg with 'assigner' and "
-                             "'reg_assigner'")
-        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         flat_cls = flatten_levels(cls_scores)  # [N, R, C]
         flat_deltas = flatten_levels(bbox_preds)  # [N, R, 4]
         flat_iou = flatten_levels(iou_preds)[..., 0]  # [N, R]
-        anchors = self.prior_generator.grid_priors(featmap_sizes, dtype=flat_deltas.dtype,
-                                                   device=flat_deltas.device)
+        anchors = grid_priors_like(self.prior_generator, bbox_preds)
         num_level_anchors = [len(a) for a in anchors]
         # both assigners rate their candidates with the current predictions
         pred = dict(pred_scores=flat_cls.detach(),
                     pred_bboxes=self.bbox_coder.decode(torch.cat(anchors), flat_deltas.detach()))
-        cls_targets, reg_targets = (
-            anchor_targets(self.prior_generator, self.assigners[key], featmap_sizes,
-                           batch_gt_instances, batch_img_metas, self.num_classes,
-                           self.train_cfg, flat_deltas, 'DDODHead', **pred)
-            for key in ('assigner', 'reg_assigner'))
+        cls_targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas,
+                                     **pred)
+        reg_targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas,
+                                     assigner=self.reg_assigner, **pred)
 
         factors = self._level_factors(cls_targets.assign.pos_mask, num_level_anchors)  # [R]
         loss_cls = self.loss_cls(flat_cls.reshape(-1, self.num_classes),
@@ -286,16 +258,16 @@ class DDODHead(BaseDenseHead):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
-        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, self.test_cfg, 'DDODHead')
-        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        mlvl_priors = self.prior_generator.grid_priors(
-            featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device)
-        scores, labels, valid, (deltas, iou_logits, priors) = topk_candidates(
-            [c.sigmoid() for c in cls_scores],
-            [list(level) for level in zip(bbox_preds, iou_preds, mlvl_priors)],
-            cfg['score_thr'], cfg['nms_pre'])
-        img_shapes = metas_tensor(batch_img_metas, 'img_shape', deltas, 'DDODHead')
-        boxes = self.bbox_coder.decode(priors, deltas, max_shape=img_shapes[:, :2])
-        scores = scores * iou_logits[..., 0].sigmoid()
-        return finish_detections(boxes, scores, labels, valid, batch_img_metas, cfg, rescale,
-                                 self.num_classes, 'DDODHead')
+        anchors = grid_priors_like(self.prior_generator, bbox_preds)
+        return dense_predict(self, [s.sigmoid() for s in cls_scores],
+                             list(zip(iou_preds, anchors, bbox_preds)), self._decode,
+                             batch_img_metas, cfg, rescale)
+
+    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
+                cfg: dict) -> tuple[Tensor, Tensor]:
+        """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and their scores
+        cls · sigmoid(IoU logit) ``[N, K]``, from ``cls_prob [N, K]`` and the picked IoU logits
+        ``[N, K, 1]``, anchors ``[N, K, 4]`` and deltas ``[N, K, 4]``."""
+        iou_logit, anchors, deltas = picked
+        boxes = self.bbox_coder.decode(anchors, deltas, max_shape=img_shapes)
+        return boxes, cls_prob * iou_logit[..., 0].sigmoid()

@@ -230,8 +230,10 @@ def test_bad_config_fails_early():
         make_head(num_classes=0)
     with pytest.raises(ValueError, match='stacked_convs'):
         make_head(stacked_convs=0)
-    head = make_head(train_cfg=None)
-    with pytest.raises(ValueError, match='reg_assigner'):
+    with pytest.raises(KeyError, match='reg_assigner'):
+        make_head(train_cfg=dict(assigner=dict(type='ATSSAssigner', topk=9, alpha=0.8)))
+    head = make_head(train_cfg=None)  # an inference-only head
+    with pytest.raises(ValueError, match='assigner'):
         head.loss_by_feat(*head((torch.zeros(1, 16, 2, 2),) * 2), [gt([], [])], metas(1, (16, 16)))
 
 
