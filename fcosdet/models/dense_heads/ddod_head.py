@@ -3,6 +3,8 @@
 Shape letters: N images, L levels, R priors (all levels), R_l priors of level l, M gt boxes
 (padded), C classes (background is label C), K detections, H_l/W_l feature height/width.
 """
+from functools import partial
+
 import torch
 import torch.nn as nn
 from mmengine.structures import InstanceData
@@ -13,6 +15,7 @@ from fcosdet.models.dense_heads.anchor_targets import (
     anchor_targets,
     init_anchor_head,
 )
+from fcosdet.models.dense_heads.atss_head import ATSSHead
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
@@ -101,6 +104,8 @@ class DDODHead(BaseDenseHead):
         self.atss_cls = nn.Conv2d(feat_channels, num_anchors * num_classes, 3, padding=1)
         self.atss_reg = nn.Conv2d(feat_channels, num_anchors * 4, 3, padding=1)
         self.atss_iou = nn.Conv2d(feat_channels, num_anchors, 3, padding=1)
+        # MMDetection registers the per-level scales after the output convs (state-dict order)
+        self.scales = self._modules.pop('scales')
         # Positives per level, as MMDetection keeps them: summed over the whole life of the head
         # (never reset), both assignments adding to the same counts, local to each process (a
         # plain attribute: not in the state dict, not broadcast by DDP).
@@ -259,15 +264,7 @@ class DDODHead(BaseDenseHead):
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
         anchors = grid_priors_like(self.prior_generator, bbox_preds)
+        # ATSS's decoding and scoring, with the IoU logit in the place of centre-ness
         return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(iou_preds, anchors, bbox_preds)), self._decode,
-                             batch_img_metas, cfg, rescale)
-
-    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                cfg: dict) -> tuple[Tensor, Tensor]:
-        """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and their scores
-        cls · sigmoid(IoU logit) ``[N, K]``, from ``cls_prob [N, K]`` and the picked IoU logits
-        ``[N, K, 1]``, anchors ``[N, K, 4]`` and deltas ``[N, K, 4]``."""
-        iou_logit, anchors, deltas = picked
-        boxes = self.bbox_coder.decode(anchors, deltas, max_shape=img_shapes)
-        return boxes, cls_prob * iou_logit[..., 0].sigmoid()
+                             list(zip(iou_preds, anchors, bbox_preds)),
+                             partial(ATSSHead._decode, self), batch_img_metas, cfg, rescale)
