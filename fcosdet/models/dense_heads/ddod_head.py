@@ -96,9 +96,9 @@ class DDODHead(BaseDenseHead):
             losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou),
             assigner_keys=('assigner', 'reg_assigner'))
         if use_dcn:  # the first conv of each tower samples at learned offsets
+            # resolved in fcosdet's registry: builds whatever the default scope is
+            dcn = resolve_conv_cfg(dict(type='DCN', deform_groups=1))
             for tower in (self.cls_convs, self.reg_convs):
-                # resolved in fcosdet's registry: builds whatever the default scope is
-                dcn = resolve_conv_cfg(dict(type='DCN', deform_groups=1))
                 tower[0] = build_tower(in_channels, feat_channels, 1, norm_cfg=norm_cfg,
                                        conv_cfg=dcn)[0]
         self.atss_cls = nn.Conv2d(feat_channels, num_anchors * num_classes, 3, padding=1)
