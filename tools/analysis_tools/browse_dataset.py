@@ -2,8 +2,8 @@
 
 Example::
 
-    python tools/analysis_tools/browse_dataset.py configs/fcos/fcos_r50.py \
-        --output-dir browse --not-show
+    python tools/analysis_tools/browse_dataset.py configs/fcos/fcos_r18_fpn_gn-head_demo.py \
+        --output-dir browse --not-show --max-samples 20
 """
 import argparse
 from collections.abc import Sequence
