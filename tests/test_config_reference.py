@@ -21,16 +21,14 @@ CONFIGS = {p.stem: p for p in sorted((REPO / 'configs').rglob('*.py'))
 
 # (config name, dotted key) -> why fcosdet's value differs from MMDetection's
 ALLOWED = {
-    ('fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco',
-     'model.bbox_head.dcn_on_last_conv'):
-        "FCOSHead has no deformable-conv option yet; False (MMDetection's value) is what it does",
+    (name, 'model.bbox_head.dcn_on_last_conv'):
+        "FCOSHead has no deformable-conv option yet; False (MMDetection's value) is what it does"
+    for name in ('fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco',
+                 'fcos_r50_fpn_gn-head-center-normbbox-centeronreg-giou_8xb8-amp-lsj-200e_coco',
+                 'fcos_r18_fpn_gn-head-center-normbbox-centeronreg-giou_8xb8-amp-lsj-200e_coco')
 }
 # reference configs that have no fcosdet config yet -> why
 NOT_YET = {
-    'fcos_r18_fpn_gn-head-center-normbbox-centeronreg-giou_8xb8-amp-lsj-200e_coco':
-        'large-scale jitter needs RandomCrop/FilterAnnotations/BatchFixedSizePad transforms',
-    'fcos_r50_fpn_gn-head-center-normbbox-centeronreg-giou_8xb8-amp-lsj-200e_coco':
-        'large-scale jitter needs RandomCrop/FilterAnnotations/BatchFixedSizePad transforms',
     'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco': 'issue 12',
     'vfnet_r50_fpn_1x_coco': 'issue 12',
     'tood_r50_fpn_1x_coco': 'issue 12',
@@ -123,5 +121,6 @@ def test_config_equals_mmdetection(name: str):
 
 def test_readme_lists_every_allowed_difference():
     for (config, key) in ALLOWED:
-        readme = (CONFIGS[config].parent / 'README.md').read_text()
-        assert f'`{key}`' in readme, (config, key)
+        rows = [line for line in (CONFIGS[config].parent / 'README.md').read_text().splitlines()
+                if line.startswith('|') and f'`{key}`' in line]
+        assert any(config in row for row in rows), (config, key)

@@ -47,7 +47,10 @@ def test_config_loads_and_builds(path: Path):
     assert cfg.default_scope == 'fcosdet'
     model = MODELS.build(_drop_pretrained(cfg.model.to_dict()))
     assert model.bbox_head.num_classes == cfg.model.bbox_head.num_classes
-    for transform in cfg.train_dataloader.dataset.pipeline + cfg.test_dataloader.dataset.pipeline:
+    train_dataset = cfg.train_dataloader.dataset
+    while 'dataset' in train_dataset:  # wrappers such as RepeatDataset
+        train_dataset = train_dataset.dataset
+    for transform in train_dataset.pipeline + cfg.test_dataloader.dataset.pipeline:
         TRANSFORMS.build(transform)  # every pipeline step exists and accepts its arguments
 
 
