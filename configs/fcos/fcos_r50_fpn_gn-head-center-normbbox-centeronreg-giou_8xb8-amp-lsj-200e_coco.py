@@ -3,58 +3,29 @@
 # with mixed precision, 25 epochs over a 4x repeated COCO train set. MMDetection's model zoo
 # publishes no box AP for it.
 _base_ = [
+    '../_base_/models/fcos_r50-caffe_fpn_gn-head.py',
     '../_base_/datasets/coco_detection.py',
     '../_base_/default_runtime.py',
 ]
 image_size = (1024, 1024)
 
 model = dict(
-    type='FCOS',
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,
-        pad_size_divisor=32,
         batch_augments=[dict(type='BatchFixedSizePad', size=image_size)]),
     backbone=dict(
-        type='ResNet',
-        depth=50,
-        num_stages=4,
-        out_indices=(0, 1, 2, 3),
-        frozen_stages=1,
         norm_cfg=dict(type='BN', requires_grad=True),
-        norm_eval=True,
         style='pytorch',
         init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')),
-    neck=dict(
-        type='FPN',
-        in_channels=[256, 512, 1024, 2048],
-        out_channels=256,
-        start_level=1,
-        add_extra_convs='on_output',
-        num_outs=5,
-        relu_before_extra_convs=True),
     bbox_head=dict(
-        type='FCOSHead',
-        num_classes=80,
-        in_channels=256,
-        stacked_convs=4,
-        feat_channels=256,
-        strides=[8, 16, 32, 64, 128],
         norm_on_bbox=True,
         centerness_on_reg=True,
         center_sampling=True,
         conv_bias=True,
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-        loss_bbox=dict(type='GIoULoss', loss_weight=1.0),
-        loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
-    test_cfg=dict(
-        nms_pre=1000,
-        min_bbox_size=0,
-        score_thr=0.05,
-        nms=dict(type='nms', iou_threshold=0.6),
-        max_per_img=100))
+        loss_bbox=dict(type='GIoULoss', loss_weight=1.0)),
+    test_cfg=dict(nms=dict(type='nms', iou_threshold=0.6)))
 
 train_pipeline = [
     dict(type='LoadImageFromFile', backend_args={{_base_.backend_args}}),
