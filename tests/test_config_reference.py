@@ -1,6 +1,7 @@
 """Configs equal MMDetection 3.3's config of the same name, key by key.
 
-``tests/data/mmdet_configs/<name>.json`` holds MMDetection 3.3.0's resolved values of its config
+``shared/reference/mmdet_configs/<name>.json`` (beside the repository, as for
+``tests/test_models/test_state_dict.py``) holds MMDetection 3.3.0's resolved values of its config
 ``<name>.py``: ``model`` (with ``train_cfg``/``test_cfg``), ``train_pipeline``,
 ``test_pipeline``, the dataloaders' ``batch_size``/``sampler``/``batch_sampler``/dataset type/
 ``filter_cfg``, ``val_evaluator``, ``optim_wrapper``, ``param_scheduler``, ``train_cfg`` and
@@ -15,7 +16,8 @@ import pytest
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE = Path(__file__).resolve().parent / 'data' / 'mmdet_configs'
+# CI clones the repository with shared/ beside it.
+REFERENCE = REPO.parent / 'shared' / 'reference' / 'mmdet_configs'
 CONFIGS = {p.stem: p for p in sorted((REPO / 'configs').rglob('*.py'))
            if (REFERENCE / f'{p.stem}.json').is_file()}
 
@@ -101,6 +103,8 @@ def test_differences_are_found_by_key():
 
 
 def test_the_shipped_configs_are_compared():
+    assert REFERENCE.is_dir(), (f'{REFERENCE} is missing; the repository must be checked out '
+                                'with shared/ beside it')
     assert 'fcos_r50-caffe_fpn_gn-head_1x_coco' in CONFIGS
     assert 'fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco' in CONFIGS
     missing = {path.stem for path in REFERENCE.glob('*.json')} - set(CONFIGS)
