@@ -18,6 +18,7 @@ from fcosdet.models.dense_heads.anchor_targets import (
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
+    check_levels,
     flatten_levels,
     grid_priors_like,
     head_init_cfg,
@@ -87,7 +88,8 @@ class ATSSHead(BaseDenseHead):
         (scaled per level) and centre-ness logits ``[N, 1, H_l, W_l]``, from L maps
         ``[N, in_channels, H_l, W_l]``."""
         cls_scores, bbox_preds, centernesses = [], [], []
-        for feat, scale in zip(x, self.scales, strict=True):
+        check_levels(x, len(self.scales), 'ATSSHead')
+        for feat, scale in zip(x, self.scales):
             cls_feat, reg_feat = self.cls_convs(feat), self.reg_convs(feat)
             cls_scores.append(self.atss_cls(cls_feat))
             bbox_preds.append(scale(self.atss_reg(reg_feat)).float())

@@ -23,6 +23,7 @@ from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
+    check_levels,
     flatten_levels,
     grid_priors_like,
     head_init_cfg,
@@ -105,7 +106,8 @@ class GFLHead(BaseDenseHead):
         ``[N, 4·(reg_max+1), H_l, W_l]`` (scaled per level), from L maps
         ``[N, in_channels, H_l, W_l]``."""
         cls_scores, bbox_preds = [], []
-        for feat, scale in zip(x, self.scales, strict=True):
+        check_levels(x, len(self.scales), 'GFLHead')
+        for feat, scale in zip(x, self.scales):
             cls_scores.append(self.gfl_cls(self.cls_convs(feat)))
             bbox_preds.append(scale(self.gfl_reg(self.reg_convs(feat))).float())
         return cls_scores, bbox_preds
