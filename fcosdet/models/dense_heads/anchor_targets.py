@@ -80,18 +80,17 @@ def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_c
                      stacked_convs: int, conv_cfg: dict | None, norm_cfg: dict | None,
                      anchor_generator: dict, bbox_coder: dict, train_cfg: dict | None,
                      test_cfg: dict | None, losses: dict[str, dict],
-                     assigner_keys: tuple[str, ...] = ('assigner',)) -> tuple[int, int]:
-    """Give ``head`` the parts the ATSS-style heads share, under MMDetection's names.
+                     output_convs: dict[str, int], pred_kernel_size: int = 3,
+                     assigner_keys: tuple[str, ...] = ('assigner',)) -> None:
+    """Give ``head`` the parts the ATSS-style heads share, under MMDetection's names and in
+    its state-dict order (towers, output convs, scales).
 
     Sets ``num_classes``, ``in_channels``, ``feat_channels``, ``train_cfg`` (checked settings)
     and one attribute per assigner key (None without a ``train_cfg``), ``test_cfg`` (checked
-    against :data:`DENSE_TEST_CFG`), ``prior_generator``, ``bbox_coder``,
-    ``cls_convs``/``reg_convs`` (towers), ``scales`` (one per level) and one attribute per
-    entry of ``losses`` (name -> MODELS config). The output convs stay with the head.
-
-    Returns:
-        tuple[int, int]: channels out of the towers (``in_channels`` without convs) and the
-        anchors per point A, for the head's output convs.
+    against :data:`DENSE_TEST_CFG`), ``prior_generator``, ``bbox_coder``, one attribute per
+    entry of ``losses`` (name -> MODELS config), ``cls_convs``/``reg_convs`` (towers), one
+    ``nn.Conv2d(tower channels, A * channels, pred_kernel_size)`` per entry of
+    ``output_convs`` (name -> channels per anchor, in order) and ``scales`` (one per level).
     """
     owner = type(head).__name__
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -103,15 +102,18 @@ def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_c
     head.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, owner)
     head.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
     head.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
+    for name, cfg in losses.items():
+        setattr(head, name, MODELS.build(copy.deepcopy(cfg)))
     head.cls_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
                                  conv_cfg=conv_cfg)
     head.reg_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
                                  conv_cfg=conv_cfg)
+    tower_channels = feat_channels if stacked_convs > 0 else in_channels
+    num_anchors = head.prior_generator.num_base_priors[0]
+    for name, channels in output_convs.items():
+        setattr(head, name, nn.Conv2d(tower_channels, num_anchors * channels, pred_kernel_size,
+                                      padding=pred_kernel_size // 2))
     head.scales = build_scales(head.prior_generator.num_levels)
-    for name, cfg in losses.items():
-        setattr(head, name, MODELS.build(copy.deepcopy(cfg)))
-    return (feat_channels if stacked_convs > 0 else in_channels,
-            head.prior_generator.num_base_priors[0])
 
 
 def anchor_center(anchors: Tensor) -> Tensor:

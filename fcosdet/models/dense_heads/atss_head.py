@@ -6,7 +6,6 @@ anchors of the batch, C classes (background is label C), K candidates, H_l/W_l m
 """
 
 import torch
-import torch.nn as nn
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -18,6 +17,7 @@ from fcosdet.models.dense_heads.anchor_targets import (
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
+    check_levels,
     flatten_levels,
     grid_priors_like,
     head_init_cfg,
@@ -73,21 +73,20 @@ class ATSSHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
         if not reg_decoded_bbox:
             raise ValueError('ATSSHead: only reg_decoded_bbox=True is supported, got False')
-        tower_channels, num_anchors = init_anchor_head(
+        init_anchor_head(
             self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
             anchor_generator, bbox_coder, train_cfg, test_cfg,
-            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_centerness=loss_centerness))
-        conv = dict(kernel_size=pred_kernel_size, padding=pred_kernel_size // 2)
-        self.atss_cls = nn.Conv2d(tower_channels, num_anchors * num_classes, **conv)
-        self.atss_reg = nn.Conv2d(tower_channels, num_anchors * 4, **conv)
-        self.atss_centerness = nn.Conv2d(tower_channels, num_anchors, **conv)
+            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_centerness=loss_centerness),
+            output_convs=dict(atss_cls=num_classes, atss_reg=4, atss_centerness=1),
+            pred_kernel_size=pred_kernel_size)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per level: class logits ``[N, C, H_l, W_l]``, box deltas ``[N, 4, H_l, W_l]``
         (scaled per level) and centre-ness logits ``[N, 1, H_l, W_l]``, from L maps
         ``[N, in_channels, H_l, W_l]``."""
         cls_scores, bbox_preds, centernesses = [], [], []
-        for feat, scale in zip(x, self.scales, strict=True):
+        check_levels(x, len(self.scales), 'ATSSHead')
+        for feat, scale in zip(x, self.scales):
             cls_feat, reg_feat = self.cls_convs(feat), self.reg_convs(feat)
             cls_scores.append(self.atss_cls(cls_feat))
             bbox_preds.append(scale(self.atss_reg(reg_feat)).float())

@@ -54,6 +54,13 @@ def head_init_cfg(cls_conv_name: str) -> dict:
                 override=dict(type='Normal', name=cls_conv_name, std=0.01, bias_prob=0.01))
 
 
+def check_levels(x: tuple[Tensor, ...], num_levels: int, owner: str) -> None:
+    """Raise a ValueError naming ``owner`` unless there is one map ``[N, X, H_l, W_l]`` per
+    level."""
+    if len(x) != num_levels:
+        raise ValueError(f'{owner} got {len(x)} feature maps for {num_levels} levels')
+
+
 def flatten_levels(maps: list[Tensor]) -> Tensor:
     """Concatenate per-level maps ``[N, X, H_l, W_l]`` into ``[N, R, X]`` (row-major points)."""
     return torch.cat([m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, m.shape[1]) for m in maps],

@@ -23,6 +23,7 @@ from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
+    check_levels,
     flatten_levels,
     grid_priors_like,
     head_init_cfg,
@@ -92,12 +93,11 @@ class GFLHead(BaseDenseHead):
         if not isinstance(reg_max, int) or reg_max < 1:
             raise ValueError(f'GFLHead reg_max must be a positive int, got {reg_max!r}')
         self.reg_max = reg_max
-        tower_channels, num_anchors = init_anchor_head(
+        init_anchor_head(
             self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
             anchor_generator, bbox_coder, train_cfg, test_cfg,
-            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl))
-        self.gfl_cls = nn.Conv2d(tower_channels, num_anchors * num_classes, 3, padding=1)
-        self.gfl_reg = nn.Conv2d(tower_channels, num_anchors * 4 * (reg_max + 1), 3, padding=1)
+            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl),
+            output_convs=dict(gfl_cls=num_classes, gfl_reg=4 * (reg_max + 1)))
         self.integral = Integral(reg_max)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:
@@ -105,7 +105,8 @@ class GFLHead(BaseDenseHead):
         ``[N, 4·(reg_max+1), H_l, W_l]`` (scaled per level), from L maps
         ``[N, in_channels, H_l, W_l]``."""
         cls_scores, bbox_preds = [], []
-        for feat, scale in zip(x, self.scales, strict=True):
+        check_levels(x, len(self.scales), 'GFLHead')
+        for feat, scale in zip(x, self.scales):
             cls_scores.append(self.gfl_cls(self.cls_convs(feat)))
             bbox_preds.append(scale(self.gfl_reg(self.reg_convs(feat))).float())
         return cls_scores, bbox_preds

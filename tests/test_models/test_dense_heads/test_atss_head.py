@@ -71,14 +71,15 @@ def reference_targets(head, gts, metas):
     return torch.cat(levels), out
 
 
-def reference_losses(head, cls_scores, bbox_preds, centernesses, gts, metas):
+def reference_losses(head, cls_scores, bbox_preds, centernesses, gts, metas, pos_weight=1.0):
     """MMDetection's ATSS loss computed image by image."""
     anchors, targets = reference_targets(head, gts, metas)
     avg = sum(max(int((assigned >= 0).sum()), 1) for _, assigned, _ in targets)
     loss_cls = bbox_sum = ctr_sum = ctr_target_sum = 0.0
     for i, (g, (valid, assigned, labels)) in enumerate(zip(gts, targets)):
-        loss_cls = loss_cls + focal_sum(rows(cls_scores, i), labels, valid)
         pos = assigned >= 0
+        weights = torch.where(pos, pos_weight, valid)
+        loss_cls = loss_cls + focal_sum(rows(cls_scores, i), labels, weights)
         if not pos.any():
             continue
         boxes, pos_anchors = g.bboxes[assigned[pos]], anchors[pos]
@@ -118,6 +119,14 @@ def test_losses_match_per_image_reference_on_batch_with_empty_image():
     losses = head.loss_by_feat(*outs, batch_gts(), METAS)
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_centerness'}  # MMDetection's keys
     check_against_reference(losses, reference_losses(head, *outs, batch_gts(), METAS), outs)
+
+
+def test_pos_weight_scales_the_positives_classification_term():
+    head = make_head(train_cfg=dict(TRAIN_CFG, pos_weight=3.0))
+    outs = random_outputs()
+    losses = head.loss_by_feat(*outs, batch_gts(), METAS)
+    expected = reference_losses(head, *outs, batch_gts(), METAS, pos_weight=3.0)
+    torch.testing.assert_close(losses['loss_cls'], expected['loss_cls'], rtol=1e-5, atol=1e-7)
 
 
 def test_empty_gt_batch_gives_exact_zero_box_losses_with_gradients():

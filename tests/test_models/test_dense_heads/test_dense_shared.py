@@ -2,12 +2,18 @@
 import pytest
 import torch
 
+from fcosdet.models.dense_heads import ATSSHead, GFLHead
+from fcosdet.models.dense_heads.anchor_targets import inside_flags
 from fcosdet.models.dense_heads.dense_postprocess import (
     DENSE_TEST_CFG,
     check_test_cfg,
     topk_candidates,
 )
 from fcosdet.models.dense_heads.dense_utils import build_tower, flatten_levels
+from fcosdet.registry import TASK_UTILS
+from fcosdet.utils import register_all_modules
+
+register_all_modules()
 
 
 def test_tower_names_and_bias():
@@ -42,3 +48,28 @@ def test_flatten_and_test_cfg():
     assert cfg['score_thr'] == 0.1 and DENSE_TEST_CFG['score_thr'] == 0.05
     with pytest.raises(KeyError, match='ATSSHead test_cfg: unknown key'):
         check_test_cfg(dict(with_sqrt_score=True), DENSE_TEST_CFG, 'ATSSHead')
+
+
+def test_family_heads_reject_wrong_number_of_levels():
+    for head_type in (ATSSHead, GFLHead):
+        head = head_type(num_classes=2, in_channels=4, feat_channels=4, stacked_convs=0)
+        with pytest.raises(ValueError, match=f'{head_type.__name__} got 1 feature maps for 5'):
+            head((torch.zeros(1, 4, 2, 2),))
+
+
+def test_inside_flags_with_allowed_border():
+    """Stride 8, 16 x 16 anchors centred at (0, 0), (8, 0), (16, 0), (0, 8), ...: image
+    24 x 17 (h x w) padded to 24 x 24. With allowed_border 0 only anchors wholly inside the
+    image count; -1 keeps every anchor on the padded area (all 9 here)."""
+    gen = TASK_UTILS.build(dict(type='AnchorGenerator', strides=[8], ratios=[1.0],
+                                scales=[2.0]))
+    (anchors,) = gen.grid_priors([(3, 3)])
+    metas = [dict(pad_shape=(24, 24), img_shape=(24, 17))]
+    assert inside_flags(gen, [(3, 3)], anchors, metas, -1, 'test').all()
+    # Only the anchor centred at (8, 8), [0, 0, 16, 16], is inside (x2 < 17, y2 < 24).
+    flags = inside_flags(gen, [(3, 3)], anchors, metas, 0, 'test')
+    assert flags.tolist() == [[False] * 4 + [True] + [False] * 4]
+    # 7 px of slack: x1, y1 >= -7 drops the first row and column, x2 < 24 the last column.
+    flags = inside_flags(gen, [(3, 3)], anchors, metas, 7, 'test')
+    assert flags.tolist() == [[False] * 4 + [True, False, False, True, False]]
+    assert inside_flags(gen, [(3, 3)], anchors, metas, 8, 'test').all()
