@@ -88,12 +88,14 @@ class DDODHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
         if not isinstance(stacked_convs, int) or stacked_convs < 1:
             raise ValueError(f'DDODHead stacked_convs must be an int >= 1, got {stacked_convs!r}')
-        # sets the towers, scales, anchors, coder, losses, test_cfg, and assigner/reg_assigner
-        # (both needed for loss(); None without train_cfg)
-        _, num_anchors = init_anchor_head(
+        # towers, output convs and scales (MMDetection's names and order), anchors, coder,
+        # losses, test_cfg, and assigner / reg_assigner (both needed by loss(); None without
+        # train_cfg)
+        init_anchor_head(
             self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
             anchor_generator, bbox_coder, train_cfg, test_cfg,
             losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou),
+            output_convs=dict(atss_cls=num_classes, atss_reg=4, atss_iou=1),
             assigner_keys=('assigner', 'reg_assigner'))
         if use_dcn:  # the first conv of each tower samples at learned offsets
             # resolved in fcosdet's registry: builds whatever the default scope is
@@ -101,11 +103,6 @@ class DDODHead(BaseDenseHead):
             for tower in (self.cls_convs, self.reg_convs):
                 tower[0] = build_tower(in_channels, feat_channels, 1, norm_cfg=norm_cfg,
                                        conv_cfg=dcn)[0]
-        self.atss_cls = nn.Conv2d(feat_channels, num_anchors * num_classes, 3, padding=1)
-        self.atss_reg = nn.Conv2d(feat_channels, num_anchors * 4, 3, padding=1)
-        self.atss_iou = nn.Conv2d(feat_channels, num_anchors, 3, padding=1)
-        # MMDetection registers the per-level scales after the output convs (state-dict order)
-        self.scales = self._modules.pop('scales')
         # Positives per level, as MMDetection keeps them: summed over the whole life of the head
         # (never reset), both assignments adding to the same counts, local to each process (a
         # plain attribute: not in the state dict, not broadcast by DDP).
