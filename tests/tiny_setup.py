@@ -112,3 +112,22 @@ def randomise_bn_stats(module: torch.nn.Module, seed: int, mean_scale: float = 0
         if isinstance(bn, torch.nn.BatchNorm2d):
             bn.running_mean.copy_(torch.randn(bn.num_features, generator=gen) * mean_scale)
             bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+
+
+def fit_steps(model: torch.nn.Module, data: dict, steps: int = 40,
+              lr: float = 3e-3) -> tuple[float, float]:
+    """Train ``model`` on one preprocessed batch ``data`` for ``steps`` Adam steps (in place).
+
+    Returns:
+        tuple[float, float]: the summed loss of the first and of the last step.
+    """
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    losses = []
+    for _ in range(steps):
+        loss = sum(model(data['inputs'], data['data_samples'], mode='loss').values())
+        losses.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return losses[0], losses[-1]

@@ -15,7 +15,7 @@ from fcosdet.models.dense_heads.anchor_targets import (
     anchor_targets,
     init_anchor_head,
 )
-from fcosdet.models.dense_heads.atss_head import ATSSHead
+from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN, ATSSHead
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
@@ -28,8 +28,6 @@ from fcosdet.models.layers import resolve_conv_cfg
 from fcosdet.models.losses.level_reweight import count_level_positives, level_reweight_factors
 from fcosdet.registry import MODELS
 from fcosdet.structures import bbox_overlaps
-
-GN32 = dict(type='GN', num_groups=32, requires_grad=True)
 
 
 @MODELS.register_module()
@@ -70,10 +68,8 @@ class DDODHead(BaseDenseHead):
                  stacked_convs: int = 4,
                  use_dcn: bool = True,
                  conv_cfg: dict | None = None,
-                 norm_cfg: dict | None = GN32,
-                 anchor_generator: dict = dict(type='AnchorGenerator', ratios=[1.0],
-                                               octave_base_scale=8, scales_per_octave=1,
-                                               strides=[8, 16, 32, 64, 128]),
+                 norm_cfg: dict | None = GN,
+                 anchor_generator: dict = FAMILY_ANCHORS,
                  bbox_coder: dict = dict(type='DeltaXYWHBBoxCoder',
                                          target_means=[.0, .0, .0, .0],
                                          target_stds=[0.1, 0.1, 0.2, 0.2]),
