@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import mmengine
 from mmengine.config import DictAction
 from mmengine.evaluator import Evaluator
+from mmengine.registry import DefaultScope
 
 from fcosdet.evaluation import CocoMetric
 from fcosdet.evaluation.metrics.coco_utils import pr_curves
@@ -47,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not isinstance(predictions, list) or not predictions:
         raise CLIError(f'{args.pkl_results}: expected a non-empty list of results '
                        '(tools/test.py --out)')
-    evaluator = Evaluator(cfg.test_evaluator)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'fcosdet')):
+        try:
+            evaluator = Evaluator(cfg.test_evaluator)
+        except (KeyError, ValueError, ImportError, OSError) as err:
+            raise CLIError(f'cannot build test_evaluator: {err}') from err
     evaluator.dataset_meta = dataset.metainfo
     try:
         metrics = evaluator.offline_evaluate(predictions, chunk_size=len(predictions))

@@ -100,8 +100,8 @@ def run_cocoeval(api: CocoApi, coco_gt: Any, dets: list[dict], cat_ids: list[int
     """
     log = io.StringIO()
     with contextlib.redirect_stdout(log), warnings.catch_warnings():
-        # hotcoco warns when maxDets is not [1, 10, 100]; its numbers are right all the same
-        warnings.filterwarnings('ignore', message='.*max_dets differ', category=UserWarning)
+        # hotcoco warns when maxDets or iouThrs are not the defaults; its numbers are right
+        warnings.filterwarnings('ignore', message='hotcoco: .* differ', category=UserWarning)
         coco_eval = api.cocoeval(coco_gt, coco_gt.loadRes(dets), 'bbox')
         coco_eval.params.catIds = sorted(cat_ids)
         coco_eval.params.imgIds = list(img_ids)
