@@ -145,6 +145,12 @@ def test_bad_inputs(setup, tmp_path):
     with pytest.raises(CLIError, match=r'image ids \[99\] of the results are not in the '):
         load_tool('analyze_results').main([setup['config'], str(tmp_path / 'other.pkl'),
                                            str(tmp_path)])
+    other = mmengine.load(setup['pkl'])
+    other[1]['pred_instances']['labels'][0] = 3
+    mmengine.dump(other, tmp_path / 'label.pkl')
+    with pytest.raises(CLIError, match='label.pkl: a predicted label is >= the 3 classes'):
+        load_tool('confusion_matrix').main([setup['config'], str(tmp_path / 'label.pkl'),
+                                            str(tmp_path)])
     mmengine.dump({'not': 'a list'}, tmp_path / 'dict.pkl')
     with pytest.raises(CLIError, match='dict.pkl: expected a list'):
         load_tool('confusion_matrix').main([setup['config'], str(tmp_path / 'dict.pkl'),

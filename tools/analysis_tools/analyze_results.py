@@ -24,9 +24,8 @@ from fcosdet.evaluation.functional import (
     ImageDets,
     ImageGt,
     image_map,
-    load_det_results,
-    pair_with_gt,
     rank_images,
+    results_with_gt,
 )
 from fcosdet.structures import DetDataSample
 from fcosdet.utils.cli import CLIError, build_test_dataset, load_config, run_cli
@@ -68,13 +67,9 @@ def to_sample(dets: ImageDets, gt: ImageGt) -> DetDataSample:
 def main(argv: Sequence[str] | None = None) -> None:
     """Rank the images by mAP and draw the best and worst ones."""
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
-    if not osp.isfile(args.prediction_path):
-        raise CLIError(f'prediction file not found: {args.prediction_path}')
-    dataset = build_test_dataset(cfg)
+    dataset = build_test_dataset(load_config(args.config, args.cfg_options))
     try:
-        pairs = pair_with_gt(load_det_results(args.prediction_path),
-                             [dataset.get_data_info(i) for i in range(len(dataset))])
+        pairs = results_with_gt(args.prediction_path, dataset)
     except ValueError as err:
         raise CLIError(str(err)) from err
     maps = np.array([image_map(dets, gt) for _, dets, gt in pairs])

@@ -20,9 +20,8 @@ from fcosdet.evaluation.functional import (
     ImageDets,
     calculate_confusion_matrix,
     format_confusion_matrix,
-    load_det_results,
     normalize_rows,
-    pair_with_gt,
+    results_with_gt,
 )
 from fcosdet.models.layers import batched_nms
 from fcosdet.utils.cli import CLIError, build_test_dataset, load_config, run_cli
@@ -63,21 +62,14 @@ def apply_nms(dets: ImageDets, iou_thr: float) -> ImageDets:
 def main(argv: Sequence[str] | None = None) -> None:
     """Count, print and draw the confusion matrix."""
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
-    if not osp.isfile(args.prediction_path):
-        raise CLIError(f'prediction file not found: {args.prediction_path}')
-    dataset = build_test_dataset(cfg)
+    dataset = build_test_dataset(load_config(args.config, args.cfg_options))
     classes = list(dataset.metainfo['classes'])
     try:
-        results = load_det_results(args.prediction_path)
-        pairs = pair_with_gt(results, [dataset.get_data_info(i) for i in range(len(dataset))])
+        pairs = results_with_gt(args.prediction_path, dataset)
     except ValueError as err:
         raise CLIError(str(err)) from err
     pairs = [(apply_nms(dets, args.nms_iou_thr) if args.nms_iou_thr is not None else dets, gt)
              for _, dets, gt in pairs]
-    if any(d.labels.size and d.labels.max() >= len(classes) for d, _ in pairs):
-        raise CLIError(f'{args.prediction_path}: a predicted label is >= the {len(classes)} '
-                       'classes of the dataset')
     matrix = calculate_confusion_matrix(pairs, len(classes), args.score_thr, args.tp_iou_thr)
     print(f'Confusion matrix (counts; rows: gt, columns: prediction) of {len(pairs)} images, '
           f'score >= {args.score_thr}, IoU >= {args.tp_iou_thr}:')

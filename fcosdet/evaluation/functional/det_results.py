@@ -4,11 +4,13 @@ Shape letters: K detections of an image, M gt boxes of an image.
 """
 from __future__ import annotations
 
+import os.path as osp
 from typing import NamedTuple
 
 import mmengine
 import numpy as np
 import torch
+from mmengine.dataset import BaseDataset
 
 
 class ImageDets(NamedTuple):
@@ -105,3 +107,27 @@ def pair_with_gt(results: list[tuple[int, ImageDets]],
         raise ValueError(f'image ids {unknown[:10]} of the results are not in the dataset '
                          '(results of another dataset? check --cfg-options)')
     return [(by_id[img_id], dets, gt_of_data_info(by_id[img_id])) for img_id, dets in results]
+
+
+def results_with_gt(path: str, dataset: BaseDataset) -> list[tuple[dict, ImageDets, ImageGt]]:
+    """Read a results pickle and pair each image with its entry of ``dataset``.
+
+    Args:
+        path: The ``.pkl`` of ``tools/test.py --out``.
+        dataset: The dataset the results were made on (e.g. the config's test dataset).
+
+    Returns:
+        ``(data_info, detections, ground truth)`` per result, in the file's order.
+
+    Raises:
+        ValueError: Missing or malformed file, image ids not in the dataset, or labels beyond
+            its classes (the message names the file or the ids).
+    """
+    if not osp.isfile(path):
+        raise ValueError(f'prediction file not found: {path}')
+    results = load_det_results(path)
+    num_classes = len(dataset.metainfo['classes'])
+    if any(dets.labels.size and dets.labels.max() >= num_classes for _, dets in results):
+        raise ValueError(f'{path}: a predicted label is >= the {num_classes} classes of the '
+                         'dataset')
+    return pair_with_gt(results, [dataset.get_data_info(i) for i in range(len(dataset))])
