@@ -98,6 +98,13 @@ def test_confusion_matrix_tool(setup, capsys):
     assert ['dog', '0', '1', '0', '1'] in [x.split() for x in lines]
     assert ['background', '1', '2', '1', '0'] in [x.split() for x in lines]
 
+    load_tool('confusion_matrix').main([setup['config'], setup['pkl'], str(out_dir),
+                                        '--nms-iou-thr', '0.4'])
+    rows = [x.split() for x in capsys.readouterr().out.splitlines()]
+    # per-class NMS removes b (a's duplicate) and image b's second dog (IoU 0.5 > 0.4)
+    assert ['cat', '2', '0', '0', '0'] in rows and ['dog', '0', '2', '0', '0'] in rows
+    assert ['background', '1', '1', '1', '0'] in rows
+
 
 def test_analyze_results_tool(setup, capsys):
     show_dir = setup['root'] / 'show'
