@@ -170,6 +170,7 @@ class CocoMetric(BaseMetric):
         Returns:
             ``bbox_{item}`` for each of ``metric_items`` (empty with ``format_only``).
         """
+        self.coco_eval = None
         if not results:
             print_log('CocoMetric: no results to score', logger='current', level=30)
             return {}
