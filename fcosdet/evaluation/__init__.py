@@ -1,4 +1,4 @@
-from . import metrics  # noqa: F401
+from . import functional, metrics  # noqa: F401
 from .metrics import CocoMetric
 
 __all__ = ['CocoMetric']

@@ -4,12 +4,15 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from mmengine.config import Config
+from mmengine.dataset import BaseDataset
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from fcosdet.registry import RUNNERS
+from fcosdet.registry import DATASETS, RUNNERS
 
 from . import config_utils
 from .dist_utils import shutdown_dist
+from .setup_env import register_all_modules
 
 
 class CLIError(Exception):
@@ -56,6 +59,23 @@ def build_runner(cfg: Config) -> Runner:
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def build_test_dataset(cfg: Config) -> BaseDataset:
+    """The config's ``test_dataloader.dataset``, built from fcosdet's registries.
+
+    Raises:
+        CLIError: The config has no ``test_dataloader.dataset`` or the dataset cannot be built
+            (e.g. a missing annotation file; the message names it).
+    """
+    if cfg.get('test_dataloader', {}).get('dataset') is None:
+        raise CLIError(f'the config {cfg.filename} has no test_dataloader.dataset')
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'fcosdet')):
+        try:
+            return DATASETS.build(cfg.test_dataloader.dataset)
+        except (OSError, ValueError, KeyError) as err:
+            raise CLIError(f'cannot build test_dataloader.dataset: {err}') from err
 
 
 def run_cli(main: Callable[[Sequence[str] | None], None],

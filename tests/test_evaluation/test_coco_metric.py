@@ -105,8 +105,9 @@ def test_perfect_predictions_score_one(gt_file):
         assert out == {f'coco/bbox_{item}': pytest.approx(1.0) for item in SIX}
 
 
+@pytest.mark.parametrize('backend', ['pycocotools', 'hotcoco'])
 @pytest.mark.parametrize('seed', [0, 1])
-def test_random_detections_equal_pycocotools(gt_file, tmp_path, seed):
+def test_random_detections_equal_pycocotools(gt_file, tmp_path, seed, backend):
     gt, path = gt_file
     rng = np.random.default_rng(seed)
     preds = {i: random_preds(gt, i, rng) for i in (1, 2, 5, 8)}
@@ -115,9 +116,26 @@ def test_random_detections_equal_pycocotools(gt_file, tmp_path, seed):
     items = SIX + ['AR@100', 'AR_s@1000', 'AR_m@1000', 'AR_l@1000']
     expected = dict(zip(items, [*ref[:6], ref[8], ref[9], ref[10], ref[11]]))
     for ann_file in (str(path), None):  # gt from the file, or from the samples
-        out = run_metric(CocoMetric(ann_file=ann_file, metric_items=items), samples(gt, preds))
+        out = run_metric(CocoMetric(ann_file=ann_file, metric_items=items, backend=backend),
+                         samples(gt, preds))
         for item in items:
             assert out[f'coco/bbox_{item}'] == pytest.approx(expected[item], abs=1e-6)
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_hotcoco_gives_all_12_numbers_of_pycocotools(gt_file, seed):
+    gt, path = gt_file
+    rng = np.random.default_rng(seed)
+    preds = {i: random_preds(gt, i, rng) for i in (1, 2, 5, 8)}
+    items = list(CocoMetric._stat_index([100, 300, 1000]))
+    assert len(items) == 12
+    for ann_file in (str(path), None):
+        ref, fast = (run_metric(CocoMetric(ann_file=ann_file, metric_items=items, backend=b),
+                                samples(gt, preds)) for b in ('pycocotools', 'hotcoco'))
+        assert 0.05 < ref['coco/bbox_mAP'] < 0.95
+        assert fast.keys() == ref.keys()
+        for key, value in ref.items():
+            assert fast[key] == pytest.approx(value, abs=1e-6), key
 
 
 def test_repeated_images_are_scored_once(gt_file, tmp_path):

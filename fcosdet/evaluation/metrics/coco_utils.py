@@ -1,26 +1,13 @@
-"""Conversions between fcosdet results and pycocotools' formats, and the per-class table.
+"""Conversions between fcosdet results and COCO formats; per-class table and PR curves.
 
 Shape letters: K detections, M gt boxes, C classes.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 from mmengine.logging import print_log
-from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from terminaltables import AsciiTable
-
-
-def coco_from_dict(dataset: dict) -> COCO:
-    """A pycocotools ``COCO`` index over an already decoded COCO-format dict (quietly)."""
-    coco = COCO()
-    coco.dataset = dataset
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco.createIndex()
-    return coco
 
 
 def _xyxy_to_xywh(bboxes: np.ndarray) -> np.ndarray:
@@ -130,6 +117,24 @@ def classwise_ap(coco_eval: COCOeval, cat_ids: list[int]) -> np.ndarray:
         for col, area in ((3, 1), (4, 2), (5, 3)):
             table[row, col] = _mean_valid(precision[:, :, k, area, -1])
     return table
+
+
+def pr_curves(coco_eval: COCOeval, cat_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class precision at COCOeval's recall points (area ``all``, the last maxDets).
+
+    Args:
+        coco_eval: After ``accumulate()``.
+        cat_ids: Category id of each label, length C.
+
+    Returns:
+        ``recall`` [R] (``params.recThrs``) and ``precision`` [C, T, R] for the T IoU
+        thresholds of ``params.iouThrs``; NaN where undefined (no gt of that class).
+    """
+    precision = np.asarray(coco_eval.eval['precision'], dtype=np.float64)
+    sorted_ids = list(coco_eval.params.catIds)
+    curves = precision[:, :, [sorted_ids.index(c) for c in cat_ids], 0, -1]  # [T, R, C]
+    curves = np.where(curves > -1, curves, np.nan).transpose(2, 0, 1)
+    return np.asarray(coco_eval.params.recThrs, dtype=np.float64), curves
 
 
 def classwise_table(coco_eval: COCOeval, cat_ids: list[int], classes: list[str] | None) -> str:
