@@ -34,9 +34,6 @@ NOT_YET = {
     'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco': 'issue 12',
     'vfnet_r50_fpn_1x_coco': 'issue 12',
     'tood_r50_fpn_1x_coco': 'issue 12',
-    'atss_r50_fpn_1x_coco': 'issue 11',
-    'gfl_r50_fpn_1x_coco': 'issue 11',
-    'gfl_r50_fpn_ms-2x_coco': 'issue 11',
 }
 
 

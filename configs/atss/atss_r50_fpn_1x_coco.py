@@ -2,7 +2,7 @@
 # MMDetection's model zoo).
 _base_ = [
     '../_base_/datasets/coco_detection.py',
-    '../_base_/schedules/schedule_1x_plain.py',
+    '../_base_/schedules/schedule_1x.py',
     '../_base_/default_runtime.py',
 ]
 model = dict(
@@ -62,3 +62,5 @@ model = dict(
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.6),
         max_per_img=100))
+# MMDetection's 1x schedule at lr 0.01 for 16 images
+optim_wrapper = dict(optimizer=dict(lr=0.01))
