@@ -20,6 +20,11 @@ CASES = {
     'fcos_x101-64x4d_fpn_gn-head_ms-640-800-2x_coco.py':
         'fcos_x101-64x4d_fpn_gn-head_state_dict.txt',
 }
+# FCOS with DCNv2 in ResNet stages 2-4 and on the last tower convs.
+DCN_CASES = {
+    'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py':
+        'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco_state_dict.txt',
+}
 
 
 def read_reference(name: str) -> list[tuple[str, tuple[int, ...], str]]:
@@ -40,12 +45,22 @@ def read_reference(name: str) -> list[tuple[str, tuple[int, ...], str]]:
 
 @pytest.mark.parametrize('config', sorted(CASES))
 def test_state_dict_matches_mmdetection(config: str):
+    check_state_dict(config, CASES[config])
+
+
+@pytest.mark.parametrize('config', sorted(DCN_CASES))
+def test_dcn_state_dict_matches_mmdetection(config: str):
+    check_state_dict(config, DCN_CASES[config])
+
+
+def check_state_dict(config: str, reference: str) -> None:
+    """Build ``configs/fcos/<config>`` on the meta device and compare with ``reference``."""
     register_all_modules()
     model_cfg = Config.fromfile(REPO / 'configs' / 'fcos' / config).model.to_dict()
     model_cfg['backbone'].pop('init_cfg', None)  # nothing is downloaded
     with torch.device('meta'):  # shapes only: skip allocating and initialising the weights
         model = MODELS.build(model_cfg)
-    expected = read_reference(CASES[config])
+    expected = read_reference(reference)
     ours = [(key, tuple(value.shape), str(value.dtype).replace('torch.', ''))
             for key, value in model.state_dict().items()]
     missing = [e for e in expected if e not in set(ours)]

@@ -15,6 +15,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from fcosdet.models.dense_heads.fcos_postprocess import nms_per_image, select_level_candidates
+from fcosdet.models.layers.deform_conv import resolve_conv_cfg
 from fcosdet.models.task_modules.fcos_assigner import centerness_target
 from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
@@ -77,6 +78,7 @@ class FCOSHead(BaseModule):
         centerness_on_reg (bool): Centre-ness branch on the regression tower.
         conv_bias (bool | str): Bias of tower convs; 'auto' = no bias when a norm follows.
         norm_cfg (dict | None): Norm of tower convs.
+        dcn_on_last_conv (bool): The last conv of each tower is a deformable ``DCNv2``.
         loss_cls, loss_bbox, loss_centerness (dict): Loss configs (MODELS).
         bbox_coder, prior_generator, assigner (dict | None): TASK_UTILS configs; the assigner
             gets ``strides``, ``regress_ranges``, ``center_sampling``,
@@ -103,6 +105,7 @@ class FCOSHead(BaseModule):
                  centerness_on_reg: bool = False,
                  conv_bias: bool | str = 'auto',
                  norm_cfg: dict | None = dict(type='GN', num_groups=32, requires_grad=True),
+                 dcn_on_last_conv: bool = False,
                  loss_cls: dict = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
                                        alpha=0.25, loss_weight=1.0),
                  loss_bbox: dict = dict(type='IoULoss', loss_weight=1.0),
@@ -126,6 +129,7 @@ class FCOSHead(BaseModule):
         self.strides = tuple(strides)
         self.norm_on_bbox = norm_on_bbox
         self.centerness_on_reg = centerness_on_reg
+        self.dcn_on_last_conv = dcn_on_last_conv
         self.train_cfg = copy.deepcopy(train_cfg)
         self.test_cfg = check_test_cfg(test_cfg)
 
@@ -168,10 +172,17 @@ class FCOSHead(BaseModule):
 
     def _tower(self, stacked_convs: int, conv_bias: bool | str,
                norm_cfg: dict | None) -> nn.Sequential:
-        """``stacked_convs`` × (3×3 conv, norm, ReLU); module names ``{i}.conv`` / ``{i}.gn``."""
+        """``stacked_convs`` × (3×3 conv, norm, ReLU); module names ``{i}.conv`` / ``{i}.gn``.
+
+        With ``dcn_on_last_conv`` the last conv is a ``DCNv2`` (MMCV's name)."""
+        def conv_cfg(i: int) -> dict | None:
+            last = self.dcn_on_last_conv and i == stacked_convs - 1
+            return resolve_conv_cfg(dict(type='DCNv2')) if last else None
+
         return nn.Sequential(*[
             ConvModule(self.in_channels if i == 0 else self.feat_channels, self.feat_channels,
-                       3, padding=1, bias=conv_bias, norm_cfg=copy.deepcopy(norm_cfg))
+                       3, padding=1, bias=conv_bias, conv_cfg=conv_cfg(i),
+                       norm_cfg=copy.deepcopy(norm_cfg))
             for i in range(stacked_convs)
         ])
 
