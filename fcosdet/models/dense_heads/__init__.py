@@ -1,3 +1,4 @@
+from .base_dense_head import BaseDenseHead
 from .fcos_head import FCOSHead
 
-__all__ = ['FCOSHead']
+__all__ = ['BaseDenseHead', 'FCOSHead']

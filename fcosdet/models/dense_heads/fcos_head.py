@@ -8,57 +8,34 @@ import copy
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmcv.cnn import ConvModule, Scale
-from mmengine.dist import all_reduce, get_world_size
-from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from fcosdet.models.dense_heads.fcos_postprocess import nms_per_image, select_level_candidates
-from fcosdet.models.layers.deform_conv import resolve_conv_cfg
+from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
+from fcosdet.models.dense_heads.dense_postprocess import (
+    DENSE_TEST_CFG,
+    check_test_cfg,
+    finish_detections,
+    topk_candidates,
+)
+from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
+    build_tower,
+    flatten_levels,
+    head_init_cfg,
+    metas_tensor,
+    reduce_mean,
+)
 from fcosdet.models.task_modules.fcos_assigner import centerness_target
 from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
-from fcosdet.structures import SampleList
 
 INF = 1e8
-DEFAULT_TEST_CFG = dict(nms_pre=1000, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
-                        max_per_img=100, min_bbox_size=0, with_sqrt_score=False)
-
-
-def flatten_levels(maps: list[Tensor]) -> Tensor:
-    """Concatenate per-level maps ``[N, X, H_l, W_l]`` into ``[N, R, X]`` (row-major points)."""
-    return torch.cat([m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, m.shape[1]) for m in maps],
-                     dim=1)
-
-
-def reduce_mean(value: Tensor) -> Tensor:
-    """Average a tensor over all distributed ranks (identity when not distributed)."""
-    if get_world_size() > 1:
-        value = value.clone()
-        all_reduce(value, op='mean')
-    return value
-
-
-def check_test_cfg(test_cfg: dict | None, base: dict | None = None) -> dict:
-    """Merge ``test_cfg`` over ``base`` (default :data:`DEFAULT_TEST_CFG`), rejecting unknown
-    keys and malformed values early."""
-    cfg = copy.deepcopy(DEFAULT_TEST_CFG if base is None else base)
-    for key, value in (test_cfg or {}).items():
-        if key not in cfg:
-            raise KeyError(f'FCOSHead test_cfg: unknown key {key!r}; expected one of '
-                           f'{sorted(cfg)}')
-        cfg[key] = copy.deepcopy(value)
-    nms_cfg = cfg['nms']
-    if (not isinstance(nms_cfg, dict) or nms_cfg.get('type', 'nms') != 'nms'
-            or 'iou_threshold' not in nms_cfg):
-        raise ValueError(f"FCOSHead test_cfg['nms'] must be dict(type='nms', iou_threshold=...), "
-                         f'got {nms_cfg!r}')
-    return cfg
+DEFAULT_TEST_CFG = dict(DENSE_TEST_CFG, with_sqrt_score=False)
 
 
 @MODELS.register_module()
-class FCOSHead(BaseModule):
+class FCOSHead(BaseDenseHead):
     """Anchor-free FCOS head (Tian et al., ICCV 2019).
 
     Every feature-map location is a point; it predicts C sigmoid class logits, distances
@@ -83,8 +60,6 @@ class FCOSHead(BaseModule):
         bbox_coder, prior_generator, assigner (dict | None): TASK_UTILS configs; the assigner
             gets ``strides``, ``regress_ranges``, ``center_sampling``,
             ``center_sample_radius`` and ``norm_on_bbox`` as default arguments.
-        train_cfg (dict | None): Kept for config compatibility; FCOS targets come from
-            ``assigner``.
         test_cfg (dict | None): ``nms_pre``, ``score_thr``, ``nms``, ``max_per_img``,
             ``min_bbox_size`` and ``with_sqrt_score`` (score sqrt(cls·ctr) instead of cls·ctr).
         init_cfg (dict | list[dict] | None): Defaults to N(0, 0.01) convs with zero bias and
@@ -114,14 +89,9 @@ class FCOSHead(BaseModule):
                  bbox_coder: dict = dict(type='DistancePointBBoxCoder'),
                  prior_generator: dict | None = None,
                  assigner: dict = dict(type='FCOSAssigner'),
-                 train_cfg: dict | None = None,
                  test_cfg: dict | None = None,
                  init_cfg: dict | list[dict] | None = None) -> None:
-        if init_cfg is None:
-            init_cfg = dict(type='Normal', layer='Conv2d', std=0.01,
-                            override=dict(type='Normal', name='conv_cls', std=0.01,
-                                          bias_prob=0.01))
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(init_cfg=head_init_cfg('conv_cls') if init_cfg is None else init_cfg)
         self._check_args(num_classes, stacked_convs, strides, regress_ranges, conv_bias)
         self.num_classes = num_classes
         self.in_channels = in_channels
@@ -130,8 +100,7 @@ class FCOSHead(BaseModule):
         self.norm_on_bbox = norm_on_bbox
         self.centerness_on_reg = centerness_on_reg
         self.dcn_on_last_conv = dcn_on_last_conv
-        self.train_cfg = copy.deepcopy(train_cfg)
-        self.test_cfg = check_test_cfg(test_cfg)
+        self.test_cfg = check_test_cfg(test_cfg, DEFAULT_TEST_CFG, 'FCOSHead')
 
         self.loss_cls = MODELS.build(copy.deepcopy(loss_cls))
         self.loss_bbox = MODELS.build(copy.deepcopy(loss_bbox))
@@ -153,7 +122,7 @@ class FCOSHead(BaseModule):
         self.conv_cls = nn.Conv2d(tower_channels, num_classes, 3, padding=1)
         self.conv_reg = nn.Conv2d(tower_channels, 4, 3, padding=1)
         self.conv_centerness = nn.Conv2d(tower_channels, 1, 3, padding=1)
-        self.scales = nn.ModuleList([Scale(1.0) for _ in self.strides])
+        self.scales = build_scales(len(self.strides))
 
     @staticmethod
     def _check_args(num_classes: int, stacked_convs: int, strides: tuple[int, ...],
@@ -174,17 +143,12 @@ class FCOSHead(BaseModule):
                norm_cfg: dict | None) -> nn.Sequential:
         """``stacked_convs`` × (3×3 conv, norm, ReLU); module names ``{i}.conv`` / ``{i}.gn``.
 
-        With ``dcn_on_last_conv`` the last conv is a ``DCNv2`` (MMCV's name)."""
-        def conv_cfg(i: int) -> dict | None:
-            last = self.dcn_on_last_conv and i == stacked_convs - 1
-            return resolve_conv_cfg(dict(type='DCNv2')) if last else None
-
-        return nn.Sequential(*[
-            ConvModule(self.in_channels if i == 0 else self.feat_channels, self.feat_channels,
-                       3, padding=1, bias=conv_bias, conv_cfg=conv_cfg(i),
-                       norm_cfg=copy.deepcopy(norm_cfg))
-            for i in range(stacked_convs)
-        ])
+        With ``dcn_on_last_conv`` the last conv is a ``DCNv2`` (MMCV's name). A method (not a
+        direct :func:`build_tower` call) so that a subclass can swap the convs.
+        """
+        return build_tower(self.in_channels, self.feat_channels, stacked_convs, conv_bias,
+                           norm_cfg, last_conv_cfg=dict(type='DCNv2') if self.dcn_on_last_conv
+                           else None)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Run the shared head on every level.
@@ -217,13 +181,6 @@ class FCOSHead(BaseModule):
             bbox_preds.append(bbox_pred)
         return cls_scores, bbox_preds, centernesses
 
-    def loss(self, x: tuple[Tensor, ...], batch_data_samples: SampleList) -> dict[str, Tensor]:
-        """Forward and compute the losses against ``gt_instances`` of the data samples."""
-        outs = self(x)
-        batch_gt_instances = [s.gt_instances for s in batch_data_samples]
-        batch_img_metas = [s.metainfo for s in batch_data_samples]
-        return self.loss_by_feat(*outs, batch_gt_instances, batch_img_metas)
-
     def get_targets(self, points: list[Tensor],
                     batch_gt_instances: list[InstanceData]) -> tuple[Tensor, Tensor]:
         """Assign every point of every image to a class and box, batched.
@@ -237,10 +194,8 @@ class FCOSHead(BaseModule):
             tuple[Tensor, Tensor]: ``labels`` long ``[N, R]`` (C = background) and
             ``bbox_targets`` ``[N, R, 4]`` (l, t, r, b; stride units when ``norm_on_bbox``).
         """
-        gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances)
-        gt_bboxes = gt_bboxes.to(points[0])
-        return self.assigner.assign(points, gt_bboxes, gt_labels.to(points[0].device),
-                                    gt_valid.to(points[0].device), self.num_classes)
+        gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, like=points[0])
+        return self.assigner.assign(points, gt_bboxes, gt_labels, gt_valid, self.num_classes)
 
     def loss_by_feat(self,
                      cls_scores: list[Tensor],
@@ -295,12 +250,6 @@ class FCOSHead(BaseModule):
         loss_centerness = self.loss_centerness(pos_ctr, ctr_targets, avg_factor=num_pos)
         return dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_centerness=loss_centerness)
 
-    def predict(self, x: tuple[Tensor, ...], batch_data_samples: SampleList,
-                rescale: bool = True) -> list[InstanceData]:
-        """Forward and post-process; one :class:`InstanceData` per data sample."""
-        batch_img_metas = [s.metainfo for s in batch_data_samples]
-        return self.predict_by_feat(*self(x), batch_img_metas=batch_img_metas, rescale=rescale)
-
     def predict_by_feat(self,
                         cls_scores: list[Tensor],
                         bbox_preds: list[Tensor],
@@ -327,47 +276,18 @@ class FCOSHead(BaseModule):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
-        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, base=self.test_cfg)
+        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, self.test_cfg, 'FCOSHead')
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         points = self.prior_generator.grid_priors(
             featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device)
-        cand = [self._level_candidates(cls, box, ctr, pts, cfg)
-                for cls, box, ctr, pts in zip(cls_scores, bbox_preds, centernesses, points)]
-        cls_prob, ctr_prob, labels, valid, cand_points, distances = (
-            torch.cat(parts, dim=1) for parts in zip(*cand))
-        img_shapes = self._metas_tensor(batch_img_metas, 'img_shape', cand_points)
+        cls_prob, labels, valid, (ctr_logit, cand_points, distances) = topk_candidates(
+            [s.sigmoid() for s in cls_scores], list(zip(centernesses, points, bbox_preds)),
+            cfg['score_thr'], cfg['nms_pre'])
+        img_shapes = metas_tensor(batch_img_metas, 'img_shape', cand_points,
+                                  'FCOSHead.predict_by_feat')
         boxes = self.bbox_coder.decode(cand_points, distances, max_shape=img_shapes[:, :2])
-        scores = cls_prob * ctr_prob
+        scores = cls_prob * ctr_logit[..., 0].sigmoid()
         if cfg['with_sqrt_score']:
             scores = scores.sqrt()
-        if rescale:
-            scale_factor = self._metas_tensor(batch_img_metas, 'scale_factor', boxes)
-            boxes = boxes / scale_factor[:, None, :2].repeat(1, 1, 2)
-        if cfg['min_bbox_size'] >= 0:
-            wh = boxes[..., 2:] - boxes[..., :2]
-            valid = valid & (wh > cfg['min_bbox_size']).all(dim=-1)
-        return nms_per_image(boxes, scores, labels, valid, self.num_classes,
-                             cfg['nms']['iou_threshold'], cfg['max_per_img'])
-
-    def _level_candidates(self, cls_score: Tensor, bbox_pred: Tensor, centerness: Tensor,
-                          points: Tensor, cfg: dict) -> tuple[Tensor, ...]:
-        """Candidates of one level: cls prob, ctr prob, label, valid ``[N, k]``, points
-        ``[N, k, 2]`` and distances ``[N, k, 4]``."""
-        scores = flatten_levels([cls_score]).sigmoid()  # [N, R_l, C]
-        cls_prob, point_idx, labels, valid = select_level_candidates(
-            scores, cfg['score_thr'], cfg['nms_pre'])
-        ctr_prob = flatten_levels([centerness])[..., 0].sigmoid().gather(1, point_idx)
-        distances = flatten_levels([bbox_pred]).gather(
-            1, point_idx[..., None].expand(-1, -1, 4))
-        return cls_prob, ctr_prob, labels, valid, points[point_idx], distances
-
-    @staticmethod
-    def _metas_tensor(batch_img_metas: list[dict], key: str, like: Tensor) -> Tensor:
-        """Stack ``meta[key]`` of every image into a ``[N, D]`` tensor on ``like``'s device."""
-        missing = [i for i, meta in enumerate(batch_img_metas) if key not in meta]
-        if missing:
-            raise KeyError(f'FCOSHead.predict_by_feat: img meta key {key!r} missing for '
-                           f'images {missing}')
-        return torch.as_tensor([list(meta[key]) for meta in batch_img_metas],
-                               dtype=like.dtype, device=like.device)
-
+        return finish_detections(boxes, scores, labels, valid, batch_img_metas, cfg, rescale,
+                                 self.num_classes, 'FCOSHead.predict_by_feat')

@@ -1,3 +1,5 @@
+from .atss import ATSS
 from .fcos import FCOS
+from .gfl import GFL
 
-__all__ = ['FCOS']
+__all__ = ['ATSS', 'FCOS', 'GFL']

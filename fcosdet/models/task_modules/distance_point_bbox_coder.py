@@ -5,6 +5,7 @@ Shape letters: ``N`` images, ``R`` points; ``...`` any broadcastable leading dim
 import torch
 from torch import Tensor
 
+from fcosdet.models.task_modules.bbox_clip import clip_bboxes
 from fcosdet.registry import TASK_UTILS
 
 
@@ -21,7 +22,8 @@ class DistancePointBBoxCoder:
 
     def encode(self, points: Tensor, gt_bboxes: Tensor, max_dis: float | None = None,
                eps: float = 0.1) -> Tensor:
-        """Distances ``(x − x1, y − y1, x2 − x, y2 − y)``.
+        """Distances ``(x − x1, y − y1, x2 − x, y2 − y)``; GFL's distribution-focal-loss targets
+        (``max_dis=reg_max``) come from here.
 
         Args:
             points: ``[..., 2]`` points ``(x, y)``.
@@ -54,19 +56,5 @@ class DistancePointBBoxCoder:
         bboxes = torch.cat([points - distances[..., :2], points + distances[..., 2:]], dim=-1)
         if max_shape is None or not self.clip_border:
             return bboxes
-        return _clip(bboxes, max_shape)
+        return clip_bboxes(bboxes, max_shape, 'DistancePointBBoxCoder.decode')
 
-
-def _clip(bboxes: Tensor, max_shape: tuple[int, int] | Tensor) -> Tensor:
-    """Clip ``[..., 4]`` boxes to ``[0, w] x [0, h]`` (``max_shape`` as in ``decode``)."""
-    if isinstance(max_shape, Tensor):
-        if max_shape.dim() != 2 or max_shape.shape[1] != 2 or max_shape.shape[0] != bboxes.shape[0]:
-            raise ValueError('DistancePointBBoxCoder.decode: a Tensor max_shape must be [N, 2] '
-                             f'for boxes {tuple(bboxes.shape)}, got {tuple(max_shape.shape)}')
-        # [N, 2] (h, w) -> [N, 1, ..., 1, 4] upper bounds (w, h, w, h).
-        upper = max_shape.flip(-1).repeat(1, 2).to(bboxes)
-        upper = upper.view(bboxes.shape[0], *([1] * (bboxes.dim() - 2)), 4)
-        return torch.minimum(bboxes.clamp(min=0), upper)
-    height, width = max_shape[0], max_shape[1]
-    upper = bboxes.new_tensor([width, height, width, height])
-    return torch.minimum(bboxes.clamp(min=0), upper)

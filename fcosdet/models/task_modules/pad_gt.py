@@ -7,11 +7,13 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 
-def pad_gt_instances(batch_gt_instances: list[InstanceData]) -> tuple[Tensor, Tensor, Tensor]:
+def pad_gt_instances(batch_gt_instances: list[InstanceData],
+                     like: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """Stack the gt of N images into zero-padded tensors.
 
     Args:
         batch_gt_instances: Per image, ``bboxes`` Tensor[M_i, 4] and ``labels`` long[M_i].
+        like: When given, the boxes take its dtype and all three tensors its device.
 
     Returns:
         ``gt_bboxes [N, M, 4]`` (bboxes' dtype), ``gt_labels [N, M]`` long and
@@ -38,4 +40,6 @@ def pad_gt_instances(batch_gt_instances: list[InstanceData]) -> tuple[Tensor, Te
     # Row-major boolean indexing visits the valid slots image by image, box by box.
     gt_bboxes[gt_valid] = torch.cat(bboxes).to(gt_bboxes.dtype)
     gt_labels[gt_valid] = torch.cat(labels).long()
+    if like is not None:
+        return gt_bboxes.to(like), gt_labels.to(like.device), gt_valid.to(like.device)
     return gt_bboxes, gt_labels, gt_valid

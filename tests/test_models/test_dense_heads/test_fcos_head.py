@@ -5,7 +5,7 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
-import fcosdet.models.dense_heads.fcos_head as fcos_head_module
+import fcosdet.models.dense_heads.dense_utils as dense_utils_module
 from fcosdet.models.dense_heads import FCOSHead
 from fcosdet.structures import DetDataSample
 
@@ -199,8 +199,8 @@ def test_normalisers_are_averaged_over_ranks(monkeypatch):
         assert op == 'mean'
         value.mul_(0.5)
 
-    monkeypatch.setattr(fcos_head_module, 'get_world_size', lambda: 2)
-    monkeypatch.setattr(fcos_head_module, 'all_reduce', all_reduce_with_empty_rank)
+    monkeypatch.setattr(dense_utils_module, 'get_world_size', lambda: 2)
+    monkeypatch.setattr(dense_utils_module, 'all_reduce', all_reduce_with_empty_rank)
     averaged = head.loss_by_feat(*outputs_for([(4, 4), (2, 2)], num_images=1), gts)
     for key in ('loss_cls', 'loss_bbox', 'loss_centerness'):
         torch.testing.assert_close(averaged[key], 2 * single[key])

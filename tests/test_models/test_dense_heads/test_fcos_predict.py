@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fcosdet.models.dense_heads import FCOSHead
-from fcosdet.models.dense_heads.fcos_postprocess import rank_within_groups, select_level_candidates
+from fcosdet.models.dense_heads.dense_postprocess import rank_within_groups, select_level_candidates
 
 
 def sig(x: float) -> float:

@@ -18,11 +18,11 @@ def test_grid_priors_coordinates_row_major():
     assert level1.tolist() == [[8, 16], [24, 16], [8, 48], [24, 48]]
 
 
-def test_with_stride_dtype_and_offset():
+def test_dtype_and_offset():
     gen = MlvlPointGenerator([4], offset=0.0)
-    (points,) = gen.grid_priors([(1, 2)], dtype=torch.float64, with_stride=True)
+    (points,) = gen.grid_priors([(1, 2)], dtype=torch.float64)
     assert points.dtype == torch.float64
-    assert points.tolist() == [[0, 0, 4, 4], [4, 0, 4, 4]]
+    assert points.tolist() == [[0, 0], [4, 0]]
 
 
 def test_bad_input_raises():
