@@ -13,6 +13,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from fcosdet.models.layers.deform_conv import DeformConv2dPack, ModulatedDeformConv2dPack
 from fcosdet.registry import MODELS
 
 from .res_blocks import STYLES, BasicBlock, Bottleneck, make_res_layer
@@ -151,6 +152,19 @@ class ResNet(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
+
+    def init_weights(self) -> None:
+        """Apply ``init_cfg``, then zero the offset convs of the deformable convs unless the
+        weights come from a checkpoint: the Kaiming rule for every ``Conv2d`` would otherwise
+        randomise them, while DCN starts from zero offsets (a plain conv)."""
+        super().init_weights()
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        if any(cfg and cfg.get('type') == 'Pretrained' for cfg in cfgs):
+            return
+        for module in self.modules():
+            if isinstance(module, (DeformConv2dPack, ModulatedDeformConv2dPack)):
+                nn.init.zeros_(module.conv_offset.weight)
+                nn.init.zeros_(module.conv_offset.bias)
 
     def train(self, mode: bool = True) -> ResNet:
         """Set train/eval mode, keeping frozen stages (and BN layers if ``norm_eval``) in eval."""

@@ -61,3 +61,12 @@ def test_bad_dcn_arguments_fail_early() -> None:
     with pytest.raises(ValueError, match='conv_cfg'):
         ResNet(depth=50, dcn=DCN, conv_cfg=dict(type='Conv2d'),
                stage_with_dcn=(False, True, True, True))
+
+
+def test_init_weights_keeps_offsets_at_zero() -> None:
+    model = ResNet(depth=50, base_channels=8, dcn=DCN, stage_with_dcn=(False, False, True, True))
+    model.init_weights()
+    offsets = [m.conv_offset for m in model.modules() if hasattr(m, 'conv_offset')]
+    assert len(offsets) == 6 + 3
+    assert all(o.weight.abs().sum() == 0 and o.bias.abs().sum() == 0 for o in offsets)
+    assert model.layer3[0].conv2.weight.abs().sum() > 0 and model.layer1[0].conv2.weight.std() > 0
