@@ -25,6 +25,8 @@ DCN_CASES = {
     'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py':
         'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco_state_dict.txt',
 }
+# VarifocalNet (star-shaped deformable refinement), under configs/vfnet/.
+VFNET_CASES = {'vfnet_r50_fpn_1x_coco.py': 'vfnet_r50_fpn_1x_coco_state_dict.txt'}
 
 
 def read_reference(name: str) -> list[tuple[str, tuple[int, ...], str]]:
@@ -53,10 +55,15 @@ def test_dcn_state_dict_matches_mmdetection(config: str):
     check_state_dict(config, DCN_CASES[config])
 
 
-def check_state_dict(config: str, reference: str) -> None:
-    """Build ``configs/fcos/<config>`` on the meta device and compare with ``reference``."""
+@pytest.mark.parametrize('config', sorted(VFNET_CASES))
+def test_vfnet_state_dict_matches_mmdetection(config: str):
+    check_state_dict(config, VFNET_CASES[config], folder='vfnet')
+
+
+def check_state_dict(config: str, reference: str, folder: str = 'fcos') -> None:
+    """Build ``configs/<folder>/<config>`` on the meta device and compare with ``reference``."""
     register_all_modules()
-    model_cfg = Config.fromfile(REPO / 'configs' / 'fcos' / config).model.to_dict()
+    model_cfg = Config.fromfile(REPO / 'configs' / folder / config).model.to_dict()
     model_cfg['backbone'].pop('init_cfg', None)  # nothing is downloaded
     with torch.device('meta'):  # shapes only: skip allocating and initialising the weights
         model = MODELS.build(model_cfg)
