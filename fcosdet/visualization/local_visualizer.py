@@ -4,6 +4,7 @@ Shape letters: M gt boxes, K detections, H, W image height/width.
 """
 import mmcv
 import numpy as np
+from mmengine.dist import master_only
 from mmengine.structures import InstanceData
 from mmengine.visualization import Visualizer
 
@@ -87,6 +88,9 @@ class DetLocalVisualizer(Visualizer):
         self.draw_texts(texts, positions, colors=self.text_color, bboxes=backgrounds)
         return self.get_image()
 
+    # mmengine draws on rank 0 only (its set_image/get_image return None elsewhere), so the
+    # other ranks of a distributed test must skip drawing too.
+    @master_only
     def add_datasample(self,
                        name: str,
                        image: np.ndarray,

@@ -119,3 +119,14 @@ def test_rejects_non_rgb_image():
     visualizer = make_visualizer('vis_bad')
     with pytest.raises(ValueError, match=r'\(4, 4\)'):
         visualizer.add_datasample('x', np.zeros((4, 4), np.uint8))
+
+
+def test_add_datasample_is_skipped_off_rank_zero(tmp_path, monkeypatch):
+    """mmengine draws on rank 0 only; on another rank of a distributed test nothing is drawn
+    or written (drawing there used to fail on the None images mmengine returns)."""
+    import mmengine.dist.utils as dist_utils
+    monkeypatch.setattr(dist_utils, 'get_rank', lambda group=None: 1)
+    out_file = tmp_path / 'drawn.png'
+    make_visualizer('rank1').add_datasample('x', np.zeros((64, 64, 3), np.uint8),
+                                            make_sample(0, 1, 0.9), out_file=str(out_file))
+    assert not out_file.exists()

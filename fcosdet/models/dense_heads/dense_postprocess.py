@@ -5,6 +5,7 @@ Shape letters: N images, L levels, R_l points of level l, C classes, D values pe
 k candidates kept on one level, K candidates of all levels (or detections after NMS).
 """
 import copy
+from collections.abc import Callable
 
 import torch
 from mmengine.structures import InstanceData
@@ -134,6 +135,40 @@ def finish_detections(boxes: Tensor, scores: Tensor, labels: Tensor, valid: Tens
         valid = valid & (wh > cfg['min_bbox_size']).all(dim=-1)
     return nms_per_image(boxes, scores, labels, valid, num_classes,
                          cfg['nms']['iou_threshold'], cfg['max_per_img'])
+
+
+def dense_predict(head: object, cls_probs: list[Tensor], extras: list[list[Tensor]],
+                  decode: Callable[..., tuple[Tensor, Tensor]], batch_img_metas: list[dict],
+                  cfg: dict | None = None, rescale: bool = False) -> list[InstanceData]:
+    """The whole batched ``predict_by_feat`` of a dense head, around its own decoding.
+
+    Candidates per level (:func:`topk_candidates`), then ``decode``, then
+    :func:`finish_detections`.
+
+    Args:
+        head (object): The head (``test_cfg``, ``num_classes``; its class name is used in
+            error messages).
+        cls_probs (list[Tensor]): Per level class probabilities ``[N, C, H_l, W_l]``.
+        extras (list[list[Tensor]]): Per level maps / priors to pick, see
+            :func:`topk_candidates`.
+        decode (Callable): ``decode(scores [N, K], picked: list[Tensor [N, K, D]],
+            img_shapes [N, 2] (h, w), cfg) -> (boxes [N, K, 4] clipped, scores [N, K])``.
+        batch_img_metas (list[dict]): N metas with ``img_shape`` (``scale_factor`` when
+            ``rescale``).
+        cfg (dict | None): Keys overriding ``head.test_cfg`` for this call.
+        rescale (bool): Return boxes in original-image pixels.
+
+    Returns:
+        list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
+    """
+    owner = f'{type(head).__name__}.predict_by_feat'
+    cfg = head.test_cfg if cfg is None else check_test_cfg(cfg, head.test_cfg, owner)
+    scores, labels, valid, picked = topk_candidates(cls_probs, extras, cfg['score_thr'],
+                                                    cfg['nms_pre'])
+    img_shapes = metas_tensor(batch_img_metas, 'img_shape', scores, owner)[:, :2]
+    boxes, scores = decode(scores, picked, img_shapes, cfg)
+    return finish_detections(boxes, scores, labels, valid, batch_img_metas, cfg, rescale,
+                             head.num_classes, owner)
 
 
 def rank_within_groups(groups: Tensor) -> Tensor:

@@ -64,6 +64,12 @@ def flatten_levels(maps: list[Tensor]) -> Tensor:
                      dim=1)
 
 
+def grid_priors_like(prior_generator: object, maps: list[Tensor]) -> list[Tensor]:
+    """Per level priors ``[R_l, D]`` for maps ``[N, X, H_l, W_l]``, on their device and dtype."""
+    return prior_generator.grid_priors([tuple(m.shape[-2:]) for m in maps], dtype=maps[0].dtype,
+                                       device=maps[0].device)
+
+
 def reduce_mean(value: Tensor) -> Tensor:
     """Average a tensor over all distributed ranks (identity when not distributed)."""
     if get_world_size() > 1:

@@ -15,15 +15,14 @@ from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import (
     DENSE_TEST_CFG,
     check_test_cfg,
-    finish_detections,
-    topk_candidates,
+    dense_predict,
 )
 from fcosdet.models.dense_heads.dense_utils import (
     build_scales,
     build_tower,
     flatten_levels,
+    grid_priors_like,
     head_init_cfg,
-    metas_tensor,
     reduce_mean,
 )
 from fcosdet.models.task_modules.fcos_assigner import centerness_target
@@ -220,9 +219,7 @@ class FCOSHead(BaseDenseHead):
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_centerness``.
         """
-        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        points = self.prior_generator.grid_priors(
-            featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device)
+        points = grid_priors_like(self.prior_generator, bbox_preds)
         labels, bbox_targets = self.get_targets(points, batch_gt_instances)
 
         flat_cls = flatten_levels(cls_scores).reshape(-1, self.num_classes)  # [N*R, C]
@@ -276,18 +273,17 @@ class FCOSHead(BaseDenseHead):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
-        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, self.test_cfg, 'FCOSHead')
-        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        points = self.prior_generator.grid_priors(
-            featmap_sizes, dtype=bbox_preds[0].dtype, device=bbox_preds[0].device)
-        cls_prob, labels, valid, (ctr_logit, cand_points, distances) = topk_candidates(
-            [s.sigmoid() for s in cls_scores], list(zip(centernesses, points, bbox_preds)),
-            cfg['score_thr'], cfg['nms_pre'])
-        img_shapes = metas_tensor(batch_img_metas, 'img_shape', cand_points,
-                                  'FCOSHead.predict_by_feat')
-        boxes = self.bbox_coder.decode(cand_points, distances, max_shape=img_shapes[:, :2])
+        points = grid_priors_like(self.prior_generator, bbox_preds)
+        return dense_predict(self, [s.sigmoid() for s in cls_scores],
+                             list(zip(centernesses, points, bbox_preds)), self._decode,
+                             batch_img_metas, cfg, rescale)
+
+    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
+                cfg: dict) -> tuple[Tensor, Tensor]:
+        """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and scores
+        cls·sigmoid(ctr) ``[N, K]`` (or their sqrt), from ``cls_prob [N, K]`` and the picked
+        centre-ness logits ``[N, K, 1]``, points ``[N, K, 2]`` and distances ``[N, K, 4]``."""
+        ctr_logit, points, distances = picked
+        boxes = self.bbox_coder.decode(points, distances, max_shape=img_shapes)
         scores = cls_prob * ctr_logit[..., 0].sigmoid()
-        if cfg['with_sqrt_score']:
-            scores = scores.sqrt()
-        return finish_detections(boxes, scores, labels, valid, batch_img_metas, cfg, rescale,
-                                 self.num_classes, 'FCOSHead.predict_by_feat')
+        return boxes, scores.sqrt() if cfg['with_sqrt_score'] else scores

@@ -1,0 +1,185 @@
+"""What the anchor-based family heads (ATSS, GFL, ...) share: their construction (towers,
+scales, anchors, coder, assigners from ``train_cfg``) and their training targets batched over
+images (anchors, valid flags, the assigner's result, classification weights and the
+normaliser, as MMDetection's ``AnchorHead.get_targets`` with ``PseudoSampler``).
+
+Shape letters: N images, L levels, R_l anchors of level l, R anchors of all levels, M gt boxes
+(padded), C classes (background is label C).
+"""
+import copy
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from fcosdet.models.dense_heads.dense_postprocess import DENSE_TEST_CFG, check_test_cfg
+from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
+    build_tower,
+    metas_tensor,
+    reduce_mean,
+)
+from fcosdet.models.task_modules.assign_result import DenseAssignResult
+from fcosdet.models.task_modules.pad_gt import pad_gt_instances
+from fcosdet.registry import MODELS, TASK_UTILS
+
+# MMDetection's train_cfg keys of these heads besides the assigner(s), with the values its
+# configs use; ``debug`` is accepted and ignored.
+TRAIN_CFG_DEFAULTS = dict(allowed_border=-1, pos_weight=-1, debug=False)
+
+
+class AnchorTargets(NamedTuple):
+    """What :func:`anchor_targets` returns.
+
+    Attributes:
+        anchors (list[Tensor]): Per level ``[R_l, 4]`` anchors (shared by the images).
+        flat_anchors (Tensor): ``[R, 4]`` all anchors, levels concatenated.
+        strides (Tensor): ``[R]`` stride (``s_w``) of each anchor's level.
+        assign (DenseAssignResult): ``[N, R, ...]`` assignment (``bbox_targets`` = gt boxes).
+        label_weights (Tensor): ``[N, R]`` classification weights: 0 off the image's area,
+            ``pos_weight`` (or 1) for positives, 1 for negatives.
+        avg_factor (float): Sum over images of ``max(num_pos, 1)``, averaged over ranks.
+    """
+
+    anchors: list[Tensor]
+    flat_anchors: Tensor
+    strides: Tensor
+    assign: DenseAssignResult
+    label_weights: Tensor
+    avg_factor: float
+
+
+def build_train_cfg(train_cfg: dict | None, owner: str,
+                    assigner_keys: tuple[str, ...] = ('assigner',)) -> tuple[dict, dict]:
+    """Check a head's ``train_cfg`` and build its assigner(s).
+
+    Args:
+        train_cfg (dict | None): MMDetection's ``model.train_cfg`` (None at test time).
+        owner (str): Head name used in error messages.
+        assigner_keys (tuple[str, ...]): Keys holding TASK_UTILS assigner configs.
+
+    Returns:
+        tuple[dict, dict]: the settings (``allowed_border``, ``pos_weight``, ``debug`` and
+        any other key, copied) and the built assigners by key (empty when ``train_cfg`` is
+        None).
+    """
+    if train_cfg is None:
+        return dict(TRAIN_CFG_DEFAULTS), {}
+    cfg = dict(TRAIN_CFG_DEFAULTS, **copy.deepcopy(train_cfg))
+    missing = [key for key in assigner_keys if not isinstance(cfg.get(key), dict)]
+    if missing:
+        raise KeyError(f'{owner} train_cfg: {missing} must be assigner config dicts, got '
+                       f'{train_cfg!r}')
+    assigners = {key: TASK_UTILS.build(cfg.pop(key)) for key in assigner_keys}
+    return cfg, assigners
+
+
+def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_channels: int,
+                     stacked_convs: int, conv_cfg: dict | None, norm_cfg: dict | None,
+                     anchor_generator: dict, bbox_coder: dict, train_cfg: dict | None,
+                     test_cfg: dict | None, losses: dict[str, dict],
+                     assigner_keys: tuple[str, ...] = ('assigner',)) -> tuple[int, int]:
+    """Give ``head`` the parts the ATSS-style heads share, under MMDetection's names.
+
+    Sets ``num_classes``, ``in_channels``, ``feat_channels``, ``train_cfg`` (checked settings)
+    and one attribute per assigner key (None without a ``train_cfg``), ``test_cfg`` (checked
+    against :data:`DENSE_TEST_CFG`), ``prior_generator``, ``bbox_coder``,
+    ``cls_convs``/``reg_convs`` (towers), ``scales`` (one per level) and one attribute per
+    entry of ``losses`` (name -> MODELS config). The output convs stay with the head.
+
+    Returns:
+        tuple[int, int]: channels out of the towers (``in_channels`` without convs) and the
+        anchors per point A, for the head's output convs.
+    """
+    owner = type(head).__name__
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f'{owner} num_classes must be a positive int, got {num_classes!r}')
+    head.num_classes, head.in_channels, head.feat_channels = num_classes, in_channels, feat_channels
+    head.train_cfg, assigners = build_train_cfg(train_cfg, owner, assigner_keys)
+    for key in assigner_keys:
+        setattr(head, key, assigners.get(key))
+    head.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, owner)
+    head.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
+    head.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
+    head.cls_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
+                                 conv_cfg=conv_cfg)
+    head.reg_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
+                                 conv_cfg=conv_cfg)
+    head.scales = build_scales(head.prior_generator.num_levels)
+    for name, cfg in losses.items():
+        setattr(head, name, MODELS.build(copy.deepcopy(cfg)))
+    return (feat_channels if stacked_convs > 0 else in_channels,
+            head.prior_generator.num_base_priors[0])
+
+
+def anchor_center(anchors: Tensor) -> Tensor:
+    """Centres ``[..., 2]`` of ``[..., 4]`` anchors."""
+    return (anchors[..., :2] + anchors[..., 2:]) / 2
+
+
+def level_strides(prior_generator: object, anchors: list[Tensor]) -> Tensor:
+    """``[R]`` the (horizontal) stride of every anchor's level."""
+    return torch.cat([level.new_full((len(level),), stride[0])
+                      for level, stride in zip(anchors, prior_generator.strides)])
+
+
+def inside_flags(prior_generator: object, featmap_sizes: list[tuple[int, int]],
+                 flat_anchors: Tensor, batch_img_metas: list[dict], allowed_border: int,
+                 owner: str) -> Tensor:
+    """Bool ``[N, R]``: anchors on each image's padded area and, with ``allowed_border >= 0``,
+    within ``allowed_border`` pixels of its ``img_shape`` (MMDetection's
+    ``anchor_inside_flags``)."""
+    pad_shapes = metas_tensor(batch_img_metas, 'pad_shape', flat_anchors, owner)[:, :2]
+    flags = prior_generator.valid_flags(featmap_sizes, pad_shapes, flat_anchors.device)
+    if allowed_border < 0:
+        return flags
+    img_shapes = metas_tensor(batch_img_metas, 'img_shape', flat_anchors, owner)[:, :2]
+    height, width = img_shapes[:, None, 0], img_shapes[:, None, 1]  # [N, 1]
+    x1, y1, x2, y2 = flat_anchors.unbind(dim=1)  # [R] each
+    return (flags & (x1 >= -allowed_border) & (y1 >= -allowed_border)
+            & (x2 < width + allowed_border) & (y2 < height + allowed_border))
+
+
+def anchor_targets(head: nn.Module, cls_scores: list[Tensor],
+                   batch_gt_instances: list[InstanceData], batch_img_metas: list[dict],
+                   assigner: object | None = None, **assign_kwargs: Tensor) -> AnchorTargets:
+    """Anchors, assignment and classification weights of a batch.
+
+    Args:
+        head (nn.Module): A head set up by :func:`init_anchor_head` (uses its
+            ``prior_generator``, ``assigner``, ``train_cfg`` and ``num_classes``).
+        cls_scores (list[Tensor]): Per level ``[N, C, H_l, W_l]`` (sizes, dtype, device).
+        batch_gt_instances (list[InstanceData]): N gt sets (``bboxes``, ``labels``).
+        batch_img_metas (list[dict]): N metas with ``pad_shape`` (and ``img_shape`` when
+            ``allowed_border >= 0``).
+        assigner (object | None): Replaces ``head.assigner`` (e.g. DDOD's ``reg_assigner``);
+            anything with the ``ATSSAssigner.assign`` signature.
+        **assign_kwargs: Passed to ``assign`` (``pred_scores``/``pred_bboxes`` for DDOD).
+
+    Returns:
+        AnchorTargets: see its attributes.
+    """
+    owner = type(head).__name__
+    assigner = head.assigner if assigner is None else assigner
+    if assigner is None:
+        raise ValueError(f'{owner}.loss_by_feat needs train_cfg with an assigner')
+    featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
+    # float32 anchors as MMDetection's, also when the scores come from mixed precision
+    anchors = head.prior_generator.grid_priors(featmap_sizes, device=cls_scores[0].device)
+    flat_anchors = torch.cat(anchors)
+    valid = inside_flags(head.prior_generator, featmap_sizes, flat_anchors, batch_img_metas,
+                         head.train_cfg['allowed_border'], owner)
+    gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, like=flat_anchors)
+    assign = assigner.assign(anchors, gt_bboxes, gt_labels, gt_valid, head.num_classes,
+                             prior_valid=valid, **assign_kwargs)
+    pos_mask = assign.pos_mask & valid
+    pos_weight = head.train_cfg['pos_weight']
+    label_weights = valid.to(flat_anchors.dtype)
+    if pos_weight > 0:
+        label_weights = torch.where(pos_mask, float(pos_weight), label_weights)
+    # MMDetection's SamplingResult counts max(num_pos, 1) per image.
+    num_pos = pos_mask.sum(dim=1).clamp(min=1).sum().to(flat_anchors.dtype)
+    return AnchorTargets(anchors, flat_anchors, level_strides(head.prior_generator, anchors),
+                         assign, label_weights, float(reduce_mean(num_pos)))
