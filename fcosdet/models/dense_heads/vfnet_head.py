@@ -12,23 +12,22 @@ from mmcv.cnn import ConvModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from fcosdet.models.dense_heads.anchor_targets import anchor_targets, build_train_cfg
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import (
     DENSE_TEST_CFG,
     check_test_cfg,
-    finish_detections,
-    topk_candidates,
+    dense_predict,
 )
 from fcosdet.models.dense_heads.dense_utils import (
     build_scales,
     build_tower,
     flatten_levels,
+    grid_priors_like,
     head_init_cfg,
-    metas_tensor,
     reduce_mean,
 )
 from fcosdet.models.layers.deform_conv import DeformConv2d
-from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
 from fcosdet.structures.bbox import bbox_overlaps
 
@@ -89,10 +88,12 @@ class VFNetHead(BaseDenseHead):
         dcn_on_last_conv (bool): Last tower conv is a ``DCNv2``.
         use_atss (bool): ATSS assignment on one square anchor per point (must be True).
         reg_decoded_bbox (bool): Losses on decoded boxes (must be True).
-        anchor_generator (dict): The ATSS anchors (TASK_UTILS).
+        anchor_generator (dict): The ATSS anchors (TASK_UTILS), as ``prior_generator``
+            (MMDetection's ``atss_prior_generator``); the points at their centres are
+            ``point_generator``.
         bbox_coder (dict): Distance coder (TASK_UTILS).
-        train_cfg (dict | None): ``assigner`` (default ``ATSSAssigner(topk=9)``); other keys
-            (``allowed_border``, ``pos_weight``, ``debug``) are MMDetection's defaults.
+        train_cfg (dict | None): ``assigner`` (e.g. ``ATSSAssigner(topk=9)``),
+            ``allowed_border``, ``pos_weight``, ``debug``; needed by the losses only.
         test_cfg (dict | None): ``nms_pre``, ``score_thr``, ``nms``, ``max_per_img``,
             ``min_bbox_size``.
         init_cfg (dict | list[dict] | None): Default N(0, 0.01) convs, ``vfnet_cls`` bias for
@@ -135,15 +136,15 @@ class VFNetHead(BaseDenseHead):
         self.bbox_norm_type = bbox_norm_type
         self.use_vfl = use_vfl
         self.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, 'VFNetHead')
-        assigner = (train_cfg or {}).get('assigner', dict(type='ATSSAssigner', topk=9))
-        self.assigner = TASK_UTILS.build(copy.deepcopy(assigner))
+        self.train_cfg, assigners = build_train_cfg(train_cfg, 'VFNetHead')
+        self.assigner = assigners.get('assigner')
         self.loss_cls = MODELS.build(copy.deepcopy(loss_cls if use_vfl else loss_cls_fl))
         self.loss_bbox = MODELS.build(copy.deepcopy(loss_bbox))
         self.loss_bbox_refine = MODELS.build(copy.deepcopy(loss_bbox_refine))
         self.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
-        self.atss_prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
+        self.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
         # Points at the anchor centres (offset 0), for targets and decoding alike.
-        self.prior_generator = TASK_UTILS.build(dict(
+        self.point_generator = TASK_UTILS.build(dict(
             type='MlvlPointGenerator', strides=self.strides,
             offset=anchor_generator.get('center_offset', 0.0)))
 
@@ -212,13 +213,13 @@ class VFNetHead(BaseDenseHead):
         cls_score = self.vfnet_cls(self.relu(self.vfnet_cls_dconv(cls_feat, offset)))
         return cls_score, bbox_pred, bbox_pred_refine
 
-    def get_targets(self, featmap_sizes: list[tuple[int, int]], points: list[Tensor],
+    def get_targets(self, cls_scores: list[Tensor], points: list[Tensor],
                     batch_gt_instances: list[InstanceData],
                     batch_img_metas: list[dict]) -> tuple[Tensor, Tensor, Tensor]:
-        """ATSS assignment on the square anchors, batched over the images.
+        """ATSS assignment on the square anchors (shared :func:`anchor_targets`), batched.
 
         Args:
-            featmap_sizes (list[tuple[int, int]]): L sizes (H_l, W_l).
+            cls_scores (list[Tensor]): Per level ``[N, C, H_l, W_l]`` (sizes, device).
             points (list[Tensor]): Per level anchor centres ``[R_l, 2]``.
             batch_gt_instances (list[InstanceData]): N gt sets (``bboxes``, ``labels``).
             batch_img_metas (list[dict]): N metas with ``pad_shape``.
@@ -228,16 +229,10 @@ class VFNetHead(BaseDenseHead):
             targets ``[N, R, 4]`` (l, t, r, b in pixels; meaningful at positives) and
             ``label_weights [N, R]`` (0 for anchors off the image's own padded area).
         """
-        device = points[0].device
-        anchors = self.atss_prior_generator.grid_priors(featmap_sizes, points[0].dtype, device)
-        pad_shapes = metas_tensor(batch_img_metas, 'pad_shape', points[0],
-                                  'VFNetHead.get_targets')[:, :2]
-        prior_valid = self.atss_prior_generator.valid_flags(featmap_sizes, pad_shapes, device)
-        gt_bboxes, gt_labels, gt_valid = pad_gt_instances(batch_gt_instances, like=points[0])
-        result = self.assigner.assign(anchors, gt_bboxes, gt_labels, gt_valid,
-                                      self.num_classes, prior_valid=prior_valid)
-        distances = self.bbox_coder.encode(torch.cat(points)[None], result.bbox_targets)
-        return result.labels, distances, prior_valid.to(points[0].dtype)
+        targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas)
+        flat_points = torch.cat(points)[None].to(targets.assign.bbox_targets)
+        distances = self.bbox_coder.encode(flat_points, targets.assign.bbox_targets)
+        return targets.assign.labels, distances, targets.label_weights
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                      bbox_preds_refine: list[Tensor], batch_gt_instances: list[InstanceData],
@@ -257,11 +252,9 @@ class VFNetHead(BaseDenseHead):
         Returns:
             dict[str, Tensor]: ``loss_cls``, ``loss_bbox``, ``loss_bbox_rf``.
         """
-        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        points = self.prior_generator.grid_priors(featmap_sizes, bbox_preds[0].dtype,
-                                                  bbox_preds[0].device)
+        points = grid_priors_like(self.point_generator, bbox_preds)
         labels, bbox_targets, label_weights = self.get_targets(
-            featmap_sizes, points, batch_gt_instances, batch_img_metas)
+            cls_scores, points, batch_gt_instances, batch_img_metas)
         flat_cls = flatten_levels(cls_scores).reshape(-1, self.num_classes)  # [N*R, C]
         flat_bbox = flatten_levels(bbox_preds)  # [N, R, 4]
         flat_refine = flatten_levels(bbox_preds_refine)
@@ -309,15 +302,12 @@ class VFNetHead(BaseDenseHead):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
-        cfg = self.test_cfg if cfg is None else check_test_cfg(cfg, self.test_cfg, 'VFNetHead')
-        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        points = self.prior_generator.grid_priors(featmap_sizes, bbox_preds[0].dtype,
-                                                  bbox_preds[0].device)
-        scores, labels, valid, (cand_points, distances) = topk_candidates(
-            [s.sigmoid() for s in cls_scores], list(zip(points, bbox_preds)),
-            cfg['score_thr'], cfg['nms_pre'])
-        img_shapes = metas_tensor(batch_img_metas, 'img_shape', cand_points,
-                                  'VFNetHead.predict_by_feat')
-        boxes = self.bbox_coder.decode(cand_points, distances, max_shape=img_shapes[:, :2])
-        return finish_detections(boxes, scores, labels, valid, batch_img_metas, cfg, rescale,
-                                 self.num_classes, 'VFNetHead.predict_by_feat')
+        def decode(scores: Tensor, picked: list[Tensor], img_shapes: Tensor,
+                   cfg: dict) -> tuple[Tensor, Tensor]:
+            cand_points, distances = picked
+            return self.bbox_coder.decode(cand_points, distances, max_shape=img_shapes), scores
+
+        return dense_predict(self, [s.sigmoid() for s in cls_scores],
+                             list(zip(grid_priors_like(self.point_generator, bbox_preds),
+                                      bbox_preds)),
+                             decode, batch_img_metas, cfg, rescale)

@@ -20,7 +20,9 @@ METAS = [dict(pad_shape=(64, 64), img_shape=(64, 64), scale_factor=(1.0, 1.0))] 
 def make_head(**kwargs) -> VFNetHead:
     torch.manual_seed(0)
     cfg = dict(num_classes=3, in_channels=8, feat_channels=8, stacked_convs=1, norm_cfg=GN4,
-               strides=(8, 16), regress_ranges=((-1, 64), (64, 1e8)), anchor_generator=ANCHORS)
+               strides=(8, 16), regress_ranges=((-1, 64), (64, 1e8)), anchor_generator=ANCHORS,
+               train_cfg=dict(assigner=dict(type='ATSSAssigner', topk=9), allowed_border=-1,
+                              pos_weight=-1, debug=False))
     cfg.update(kwargs)
     head = VFNetHead(**cfg)
     head.init_weights()
@@ -101,8 +103,8 @@ def test_losses_use_iou_of_refined_boxes_as_class_targets():
                         labels=torch.tensor([2]))]
     losses = head.loss_by_feat(*outs, gts, METAS)
     assert set(losses) == {'loss_cls', 'loss_bbox', 'loss_bbox_rf'}
-    points = head.prior_generator.grid_priors([(8, 8), (4, 4)])
-    labels, _, _ = head.get_targets([(8, 8), (4, 4)], points, gts, METAS)
+    points = head.point_generator.grid_priors([(8, 8), (4, 4)])
+    labels, _, _ = head.get_targets(outs[0], points, gts, METAS)
     flat_pts = torch.cat(points)
     target = torch.zeros(2, 80, 3)
     for n in range(2):
