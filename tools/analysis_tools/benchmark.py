@@ -32,6 +32,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from fcosdet.apis import init_detector, init_ort_detector
+from fcosdet.models.layers import ModulatedDeformConv2dPack, deform_conv2d_pure
 from fcosdet.models.utils import FAST_PATH_KEYS, apply_fast_path
 from fcosdet.registry import MODELS
 from fcosdet.structures import DetDataSample
@@ -288,7 +289,6 @@ def bench_dcn_layer(args: argparse.Namespace) -> dict:
     """Medians of a plain conv, the DCNv2 op (given offsets and mask) and the whole DCNv2
     layer (with its offset conv), timed alternately so that load from other processes hits
     all three alike."""
-    from fcosdet.models.layers import ModulatedDeformConv2dPack, deform_conv2d_pure
     channels, height, width = args.dcn_layer
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch_size, channels, height, width, generator=gen)
