@@ -22,17 +22,9 @@ CONFIGS = {p.stem: p for p in sorted((REPO / 'configs').rglob('*.py'))
            if (REFERENCE / f'{p.stem}.json').is_file()}
 
 # (config name, dotted key) -> why fcosdet's value differs from MMDetection's
-ALLOWED = {
-    (name, 'model.bbox_head.dcn_on_last_conv'):
-        "FCOSHead has no deformable-conv option yet; False (MMDetection's value) is what it does"
-    for name in ('fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco',
-                 'fcos_r50_fpn_gn-head-center-normbbox-centeronreg-giou_8xb8-amp-lsj-200e_coco',
-                 'fcos_r18_fpn_gn-head-center-normbbox-centeronreg-giou_8xb8-amp-lsj-200e_coco')
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 # reference configs that have no fcosdet config yet -> why
 NOT_YET = {
-    'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco': 'issue 12',
-    'vfnet_r50_fpn_1x_coco': 'issue 12',
     'tood_r50_fpn_1x_coco': 'issue 12',
 }
 

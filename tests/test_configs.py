@@ -13,6 +13,7 @@ CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in 
 PUBLISHED = {  # config -> COCO val2017 box AP of MMDetection's model zoo
     'fcos_r50-caffe_fpn_gn-head_1x_coco.py': '36.6',
     'fcos_r50-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py': '38.7',
+    'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py': '42.3',
     'fcos_r101-caffe_fpn_gn-head-1x_coco.py': '39.1',
     'fcos_r50-caffe_fpn_gn-head_ms-640-800-2x_coco.py': '38.5',
     'fcos_r101-caffe_fpn_gn-head_ms-640-800-2x_coco.py': '40.8',

@@ -23,6 +23,7 @@ model = dict(
         norm_on_bbox=True,
         centerness_on_reg=True,
         center_sampling=True,
+        dcn_on_last_conv=False,
         conv_bias=True,
         loss_bbox=dict(type='GIoULoss', loss_weight=1.0)),
     test_cfg=dict(nms=dict(type='nms', iou_threshold=0.6)))

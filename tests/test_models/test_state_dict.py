@@ -26,6 +26,13 @@ CASES = {  # config under configs/ -> reference list
     'gfl/gfl_r50_fpn_ms-2x_coco.py': 'gfl_r50_fpn_1x_coco_state_dict.txt',
     'ddod/ddod_r50_fpn_1x_coco.py': 'ddod_r50_fpn_1x_coco_state_dict.txt',
 }
+# FCOS with DCNv2 in ResNet stages 2-4 and on the last tower convs.
+DCN_CASES = {
+    'fcos/fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco.py':
+        'fcos_r50-dcn-caffe_fpn_gn-head-center-normbbox-centeronreg-giou_1x_coco_state_dict.txt',
+}
+# VarifocalNet (star-shaped deformable refinement).
+VFNET_CASES = {'vfnet/vfnet_r50_fpn_1x_coco.py': 'vfnet_r50_fpn_1x_coco_state_dict.txt'}
 
 
 def read_reference(name: str) -> list[tuple[str, tuple[int, ...], str]]:
@@ -46,12 +53,27 @@ def read_reference(name: str) -> list[tuple[str, tuple[int, ...], str]]:
 
 @pytest.mark.parametrize('config', sorted(CASES))
 def test_state_dict_matches_mmdetection(config: str):
+    check_state_dict(config, CASES[config])
+
+
+@pytest.mark.parametrize('config', sorted(DCN_CASES))
+def test_dcn_state_dict_matches_mmdetection(config: str):
+    check_state_dict(config, DCN_CASES[config])
+
+
+@pytest.mark.parametrize('config', sorted(VFNET_CASES))
+def test_vfnet_state_dict_matches_mmdetection(config: str):
+    check_state_dict(config, VFNET_CASES[config])
+
+
+def check_state_dict(config: str, reference: str) -> None:
+    """Build ``configs/<config>`` on the meta device and compare with ``reference``."""
     register_all_modules()
     model_cfg = Config.fromfile(REPO / 'configs' / config).model.to_dict()
     model_cfg['backbone'].pop('init_cfg', None)  # nothing is downloaded
     with torch.device('meta'):  # shapes only: skip allocating and initialising the weights
         model = MODELS.build(model_cfg)
-    expected = read_reference(CASES[config])
+    expected = read_reference(reference)
     ours = [(key, tuple(value.shape), str(value.dtype).replace('torch.', ''))
             for key, value in model.state_dict().items()]
     missing = [e for e in expected if e not in set(ours)]

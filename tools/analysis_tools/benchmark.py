@@ -9,6 +9,7 @@ Examples::
         --onnx model.onnx
     python tools/analysis_tools/benchmark.py CONFIG --task train --shape 256 320 --batch-size 8
     python tools/analysis_tools/benchmark.py CONFIG --task dataloader
+    python tools/analysis_tools/benchmark.py --dcn-layer 256 100 152 --task inference
 
 Inputs are synthetic (random images and boxes) except for ``dataloader``, which reads the
 config's ``train_dataloader``. Every figure is a median/min/max over ``--repeat`` runs after
@@ -31,6 +32,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from fcosdet.apis import init_detector, init_ort_detector
+from fcosdet.models.layers import ModulatedDeformConv2dPack, deform_conv2d_pure
 from fcosdet.models.utils import FAST_PATH_KEYS, apply_fast_path
 from fcosdet.registry import MODELS
 from fcosdet.structures import DetDataSample
@@ -44,7 +46,7 @@ TRAIN_PHASES = ('backbone_neck', 'head', 'target_assignment', 'loss', 'backward'
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description='CPU benchmark of a detector')
-    parser.add_argument('config', help='config file')
+    parser.add_argument('config', nargs='?', help='config file (not with --dcn-layer)')
     parser.add_argument('--checkpoint', help='checkpoint (random weights when not given)')
     parser.add_argument('--task', choices=TASKS, default='inference')
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 1216], metavar=('H', 'W'),
@@ -61,6 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--json', help='also write the figures to this JSON file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config values')
+    add_dcn_layer_args(parser)
     return parser.parse_args(argv)
 
 
@@ -272,6 +275,59 @@ def format_report(result: dict) -> str:
     return '\n'.join(lines)
 
 
+# --- Deformable conv layer vs plain conv (issue 12) -------------------------------------------
+
+def add_dcn_layer_args(parser: argparse.ArgumentParser) -> None:
+    """``--dcn-layer C H W``: time the pure DCNv2 layer against a 3x3 conv, no config needed."""
+    parser.add_argument('--dcn-layer', type=int, nargs=3, metavar=('C', 'H', 'W'),
+                        help='benchmark DCNv2 (C -> C channels, 3x3, on a [batch, C, H, W] '
+                             'input) against nn.Conv2d of the same shape; --task inference '
+                             '(forward, no grad) or train (forward + backward)')
+
+
+def bench_dcn_layer(args: argparse.Namespace) -> dict:
+    """Medians of a plain conv, the DCNv2 op (given offsets and mask) and the whole DCNv2
+    layer (with its offset conv), timed alternately so that load from other processes hits
+    all three alike."""
+    channels, height, width = args.dcn_layer
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch_size, channels, height, width, generator=gen)
+    conv = nn.Conv2d(channels, channels, 3, padding=1)
+    layer = ModulatedDeformConv2dPack(channels, channels, 3, padding=1)
+    nn.init.normal_(layer.conv_offset.weight, std=0.01)  # fractional offsets of ~1 pixel
+    offset = torch.randn(args.batch_size, 18, height, width, generator=gen)
+    mask = torch.rand(args.batch_size, 9, height, width, generator=gen)
+    train = args.task == 'train'
+    if train:
+        x.requires_grad_()
+        offset.requires_grad_()
+        mask.requires_grad_()
+
+    def run(fn: Callable[[], Tensor]) -> Callable[[], None]:
+        def step() -> None:
+            with torch.set_grad_enabled(train):
+                out = fn()
+                if train:
+                    out.sum().backward()
+        return step
+
+    fns = dict(conv=run(lambda: conv(x)),
+               dcn_op=run(lambda: deform_conv2d_pure(x, offset, layer.weight, layer.bias,
+                                                     padding=1, mask=mask)),
+               dcn_layer=run(lambda: layer(x)))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for index in range(args.warmup + args.repeat):
+        for name, fn in fns.items():
+            seconds = time_runs(fn, 0, 1)[0]
+            if index >= args.warmup:
+                times[name].append(seconds)
+    figures = {name: summarize(t, args.batch_size) for name, t in times.items()}
+    conv_s = figures['conv']['median_s']
+    figures['ratio'] = {name: figures[name]['median_s'] / conv_s
+                        for name in ('dcn_op', 'dcn_layer')}
+    return figures
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the selected benchmark, print it and optionally write JSON."""
     args = parse_args(argv)
@@ -280,6 +336,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.checkpoint is not None:
         check_checkpoint(args.checkpoint)
     torch.set_num_threads(args.threads)
+    if args.dcn_layer is not None:
+        if args.task == 'dataloader':
+            raise CLIError('--dcn-layer needs --task inference or train')
+        result = dict(config=None, task=f'{args.task} dcn-layer', machine=machine_info(
+            args.threads), settings=dict(dcn_layer=args.dcn_layer, batch_size=args.batch_size,
+                                         repeat=args.repeat, warmup=args.warmup),
+                      figures=bench_dcn_layer(args))
+        print(format_report(result))
+        if args.json:
+            with open(args.json, 'w') as f:
+                json.dump(result, f, indent=2)
+        return
+    if args.config is None:
+        raise CLIError('a config file is needed (or --dcn-layer C H W)')
     cfg = load_config(args.config, args.cfg_options)
     bench = dict(inference=bench_inference, train=bench_train, dataloader=bench_dataloader)
     result = dict(config=args.config, task=args.task, machine=machine_info(args.threads),

@@ -13,6 +13,8 @@ import torch.nn as nn
 from mmcv.cnn import build_conv_layer, build_norm_layer
 from torch import Tensor
 
+from fcosdet.models.layers.deform_conv import build_conv_or_dcn
+
 STYLES = ('pytorch', 'caffe')
 
 
@@ -35,6 +37,7 @@ class BasicBlock(nn.Module):
         style: 'pytorch' or 'caffe'; has no effect on a basic block.
         conv_cfg: Conv layer config for :func:`mmcv.cnn.build_conv_layer` (None: ``nn.Conv2d``).
         norm_cfg: Norm layer config for :func:`mmcv.cnn.build_norm_layer`.
+        dcn: Must be None: basic blocks have no deformable variant (as in MMDetection).
     """
 
     expansion = 1
@@ -42,8 +45,11 @@ class BasicBlock(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None, style: str = 'pytorch',
                  conv_cfg: dict | None = None,
-                 norm_cfg: dict | None = None) -> None:
+                 norm_cfg: dict | None = None, dcn: dict | None = None) -> None:
         super().__init__()
+        if dcn is not None:
+            raise ValueError(f'BasicBlock: dcn={dcn!r} is not supported; deformable convs need '
+                             'bottleneck blocks (depth 50, 101 or 152)')
         norm_cfg = norm_cfg if norm_cfg is not None else dict(type='BN')
         self.conv1 = build_conv_layer(conv_cfg, inplanes, planes, 3, stride=stride,
                                       padding=dilation, dilation=dilation, bias=False)
@@ -88,6 +94,9 @@ class Bottleneck(nn.Module):
         groups: Groups of the 3x3 conv (cardinality).
         base_width: Width of one group at ``planes == base_channels``.
         base_channels: Planes of the first stage, the reference of ``base_width``.
+        dcn: Config of a deformable 3x3 conv, e.g. ``dict(type='DCNv2', deform_groups=1,
+            fallback_on_stride=False)``, or None. As in MMDetection, ``fallback_on_stride=True``
+            keeps the plain conv (in every block given this config, strided or not).
     """
 
     expansion = 4
@@ -95,19 +104,25 @@ class Bottleneck(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
                  downsample: nn.Module | None = None, style: str = 'pytorch',
                  conv_cfg: dict | None = None, norm_cfg: dict | None = None,
-                 groups: int = 1, base_width: int = 4, base_channels: int = 64) -> None:
+                 groups: int = 1, base_width: int = 4, base_channels: int = 64,
+                 dcn: dict | None = None) -> None:
         super().__init__()
         if style not in STYLES:
             raise ValueError(f"Bottleneck: style must be one of {STYLES}, got '{style}'")
+        dcn = dict(dcn) if dcn is not None else None
+        if dcn is not None and dcn.pop('fallback_on_stride', False):
+            dcn = None
+        if dcn is not None and conv_cfg is not None:
+            raise ValueError(f'Bottleneck: conv_cfg={conv_cfg!r} must be None with dcn={dcn!r}')
         norm_cfg = norm_cfg if norm_cfg is not None else dict(type='BN')
         width = planes if groups == 1 else planes * base_width // base_channels * groups
         conv1_stride, conv2_stride = (1, stride) if style == 'pytorch' else (stride, 1)
         self.conv1 = build_conv_layer(conv_cfg, inplanes, width, 1, stride=conv1_stride,
                                       bias=False)
         self.norm1_name = _add_norm(self, norm_cfg, width, 1)
-        self.conv2 = build_conv_layer(conv_cfg, width, width, 3, stride=conv2_stride,
-                                      padding=dilation, dilation=dilation, groups=groups,
-                                      bias=False)
+        self.conv2 = build_conv_or_dcn(dcn if dcn is not None else conv_cfg, width, width, 3,
+                                       stride=conv2_stride, padding=dilation,
+                                       dilation=dilation, groups=groups, bias=False)
         self.norm2_name = _add_norm(self, norm_cfg, width, 2)
         self.conv3 = build_conv_layer(conv_cfg, width, planes * self.expansion, 1, bias=False)
         self.norm3_name = _add_norm(self, norm_cfg, planes * self.expansion, 3)

@@ -13,6 +13,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from fcosdet.models.layers.deform_conv import DeformConv2dPack, ModulatedDeformConv2dPack
 from fcosdet.registry import MODELS
 
 from .res_blocks import STYLES, BasicBlock, Bottleneck, make_res_layer
@@ -36,6 +37,9 @@ class ResNet(BaseModule):
         conv_cfg: Conv layer config (None: ``nn.Conv2d``).
         norm_cfg: Norm layer config, e.g. ``dict(type='BN', requires_grad=True)``.
         norm_eval: Keep every BatchNorm layer in eval mode (frozen running stats) in ``train()``.
+        dcn: Deformable conv config for the 3x3 convs of the bottlenecks, e.g.
+            ``dict(type='DCNv2', deform_groups=1, fallback_on_stride=False)``, or None.
+        stage_with_dcn: Per stage, whether its bottlenecks use ``dcn``.
         init_cfg: mmengine init config, e.g. ``dict(type='Pretrained', checkpoint=...)``.
             None gives Kaiming init of convs and weight 1 / bias 0 of norms.
     """
@@ -54,6 +58,8 @@ class ResNet(BaseModule):
                  out_indices: Sequence[int] = (0, 1, 2, 3), style: str = 'pytorch',
                  frozen_stages: int = -1, conv_cfg: dict | None = None,
                  norm_cfg: dict | None = None, norm_eval: bool = True,
+                 dcn: dict | None = None,
+                 stage_with_dcn: Sequence[bool] = (False, False, False, False),
                  init_cfg: dict | list[dict] | None = None) -> None:
         if init_cfg is None:
             init_cfg = [dict(type='Kaiming', layer='Conv2d'),
@@ -61,6 +67,7 @@ class ResNet(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self._check_args(depth, num_stages, strides, dilations, out_indices, style,
                          frozen_stages)
+        self._check_dcn(dcn, stage_with_dcn, num_stages)
         self.depth = depth
         self.base_channels = base_channels
         self.num_stages = num_stages
@@ -84,7 +91,8 @@ class ResNet(BaseModule):
             planes = base_channels * 2**i
             layer = make_res_layer(block, inplanes, planes, stage_blocks[i], strides[i],
                                    dilations[i], conv_cfg=conv_cfg, norm_cfg=norm_cfg,
-                                   style=style, **self._block_kwargs())
+                                   style=style, **self._block_kwargs(),
+                                   **(dict(dcn=dcn) if dcn and stage_with_dcn[i] else {}))
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
             inplanes = planes * block.expansion
@@ -113,6 +121,18 @@ class ResNet(BaseModule):
             raise ValueError(f'{name}: frozen_stages must be in -1..{num_stages}, '
                              f'got {frozen_stages!r}')
 
+    def _check_dcn(self, dcn: dict | None, stage_with_dcn: Sequence[bool],
+                   num_stages: int) -> None:
+        """Raise a ValueError naming the key when ``dcn`` / ``stage_with_dcn`` do not fit."""
+        name = type(self).__name__
+        if dcn is None:
+            return
+        if not isinstance(dcn, dict) or 'type' not in dcn:
+            raise ValueError(f"{name}: dcn must be a dict with a 'type', got {dcn!r}")
+        if len(stage_with_dcn) != num_stages:
+            raise ValueError(f'{name}: stage_with_dcn={tuple(stage_with_dcn)} must have '
+                             f'num_stages={num_stages} entries')
+
     def _block_kwargs(self) -> dict:
         """Extra keyword arguments for the residual blocks (none for a plain ResNet)."""
         return {}
@@ -132,6 +152,19 @@ class ResNet(BaseModule):
             module.eval()
             for param in module.parameters():
                 param.requires_grad = False
+
+    def init_weights(self) -> None:
+        """Apply ``init_cfg``, then zero the offset convs of the deformable convs unless the
+        weights come from a checkpoint: the Kaiming rule for every ``Conv2d`` would otherwise
+        randomise them, while DCN starts from zero offsets (a plain conv)."""
+        super().init_weights()
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        if any(cfg and cfg.get('type') == 'Pretrained' for cfg in cfgs):
+            return
+        for module in self.modules():
+            if isinstance(module, (DeformConv2dPack, ModulatedDeformConv2dPack)):
+                nn.init.zeros_(module.conv_offset.weight)
+                nn.init.zeros_(module.conv_offset.bias)
 
     def train(self, mode: bool = True) -> ResNet:
         """Set train/eval mode, keeping frozen stages (and BN layers if ``norm_eval``) in eval."""

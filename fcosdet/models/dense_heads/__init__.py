@@ -3,5 +3,7 @@ from .base_dense_head import BaseDenseHead
 from .ddod_head import DDODHead
 from .fcos_head import FCOSHead
 from .gfl_head import GFLHead, Integral
+from .vfnet_head import VFNetHead
 
-__all__ = ['ATSSHead', 'BaseDenseHead', 'DDODHead', 'FCOSHead', 'GFLHead', 'Integral']
+__all__ = ['ATSSHead', 'BaseDenseHead', 'DDODHead', 'FCOSHead', 'GFLHead', 'Integral',
+           'VFNetHead']

@@ -11,6 +11,8 @@ from mmcv.cnn import ConvModule, Scale
 from mmengine.dist import all_reduce, get_world_size
 from torch import Tensor
 
+from fcosdet.models.layers.deform_conv import resolve_conv_cfg
+
 
 def build_tower(in_channels: int, feat_channels: int, stacked_convs: int,
                 conv_bias: bool | str = 'auto', norm_cfg: dict | None = None,
@@ -36,8 +38,10 @@ def build_tower(in_channels: int, feat_channels: int, stacked_convs: int,
     layers = []
     for i in range(stacked_convs):
         layer_conv_cfg = last_conv_cfg if (i == stacked_convs - 1 and last_conv_cfg) else conv_cfg
+        # String types (e.g. 'DCNv2') resolve in fcosdet's registry whatever the scope.
+        layer_conv_cfg = resolve_conv_cfg(copy.deepcopy(layer_conv_cfg))
         layers.append(ConvModule(in_channels if i == 0 else feat_channels, feat_channels, 3,
-                                 padding=1, bias=conv_bias, conv_cfg=copy.deepcopy(layer_conv_cfg),
+                                 padding=1, bias=conv_bias, conv_cfg=layer_conv_cfg,
                                  norm_cfg=copy.deepcopy(norm_cfg)))
     return nn.Sequential(*layers)
 

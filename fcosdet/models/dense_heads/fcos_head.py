@@ -54,6 +54,7 @@ class FCOSHead(BaseDenseHead):
         centerness_on_reg (bool): Centre-ness branch on the regression tower.
         conv_bias (bool | str): Bias of tower convs; 'auto' = no bias when a norm follows.
         norm_cfg (dict | None): Norm of tower convs.
+        dcn_on_last_conv (bool): The last conv of each tower is a deformable ``DCNv2``.
         loss_cls, loss_bbox, loss_centerness (dict): Loss configs (MODELS).
         bbox_coder, prior_generator, assigner (dict | None): TASK_UTILS configs; the assigner
             gets ``strides``, ``regress_ranges``, ``center_sampling``,
@@ -78,6 +79,7 @@ class FCOSHead(BaseDenseHead):
                  centerness_on_reg: bool = False,
                  conv_bias: bool | str = 'auto',
                  norm_cfg: dict | None = dict(type='GN', num_groups=32, requires_grad=True),
+                 dcn_on_last_conv: bool = False,
                  loss_cls: dict = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0,
                                        alpha=0.25, loss_weight=1.0),
                  loss_bbox: dict = dict(type='IoULoss', loss_weight=1.0),
@@ -96,6 +98,7 @@ class FCOSHead(BaseDenseHead):
         self.strides = tuple(strides)
         self.norm_on_bbox = norm_on_bbox
         self.centerness_on_reg = centerness_on_reg
+        self.dcn_on_last_conv = dcn_on_last_conv
         self.test_cfg = check_test_cfg(test_cfg, DEFAULT_TEST_CFG, 'FCOSHead')
 
         self.loss_cls = MODELS.build(copy.deepcopy(loss_cls))
@@ -139,10 +142,12 @@ class FCOSHead(BaseDenseHead):
                norm_cfg: dict | None) -> nn.Sequential:
         """``stacked_convs`` × (3×3 conv, norm, ReLU); module names ``{i}.conv`` / ``{i}.gn``.
 
-        A method (not a direct :func:`build_tower` call) so that a subclass can swap the convs.
+        With ``dcn_on_last_conv`` the last conv is a ``DCNv2`` (MMCV's name). A method (not a
+        direct :func:`build_tower` call) so that a subclass can swap the convs.
         """
         return build_tower(self.in_channels, self.feat_channels, stacked_convs, conv_bias,
-                           norm_cfg)
+                           norm_cfg, last_conv_cfg=dict(type='DCNv2') if self.dcn_on_last_conv
+                           else None)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Run the shared head on every level.

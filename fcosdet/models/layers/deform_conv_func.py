@@ -13,8 +13,8 @@ outside the image reading zero. Input channel c belongs to deform group ``c // (
 The pure version samples every kernel point of every channel with one ``grid_sample`` call into
 an im2col buffer ``[N, C * K, P]`` (the weight's own (c, k) order, so no copy), multiplies by
 the mask in place and applies the weight with one matrix product; autograd gives every
-gradient. (Gathering the four corners by index into a channels-last buffer measured 2-3x slower
-than ``grid_sample`` on CPU.)
+gradient. (Gathering the four corners by index into a channels-last buffer made the whole op
+3-4x slower than with ``grid_sample`` on CPU.)
 """
 import math
 import os
