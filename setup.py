@@ -58,7 +58,11 @@ setup(
     ],
     extras_require={
         'onnx': ['onnx', 'onnxruntime'],
-        'tests': ['pytest', 'onnx', 'onnxruntime', 'ruff>=0.5'],
+        # logging backends: visualizer vis_backends TensorboardVisBackend / WandbVisBackend
+        'tensorboard': ['tensorboard'],
+        'wandb': ['wandb'],
+        # tensorboard: the test that a short training run writes event files
+        'tests': ['pytest', 'onnx', 'onnxruntime', 'ruff>=0.5', 'tensorboard'],
     },
     license='Apache-2.0',
     zip_safe=False,
