@@ -24,6 +24,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.infer import BaseInferencer
 from rich.progress import track
 
+from fcosdet.datasets.transforms.loading import to_three_channel_uint8
 from fcosdet.registry import INFERENCERS
 from fcosdet.structures import DetDataSample
 from fcosdet.visualization import DetLocalVisualizer
@@ -210,7 +211,7 @@ class DetInferencer(BaseInferencer):
         drawings = []
         for img, pred, name in zip(inputs, preds, names):
             image = (mmcv.imread(img, channel_order='rgb') if isinstance(img, str)
-                     else mmcv.bgr2rgb(img))
+                     else mmcv.bgr2rgb(to_three_channel_uint8(img)))
             out_file = osp.join(img_out_dir, name) if save else None
             self.visualizer.add_datasample(name, image, pred, draw_gt=False,
                                            draw_pred=draw_pred, show=show,
