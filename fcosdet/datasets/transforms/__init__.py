@@ -1,9 +1,10 @@
+from .filter_annotations import FilterAnnotations
 from .formatting import PackDetInputs
-from .geometric import RandomChoiceResize, RandomFlip, Resize
+from .geometric import RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
 from .loading import LoadAnnotations, LoadImageFromFile
 from .wrappers import TestTimeAug
 
 __all__ = [
     'LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'RandomChoiceResize',
-    'PackDetInputs', 'TestTimeAug'
+    'RandomResize', 'RandomCrop', 'FilterAnnotations', 'PackDetInputs', 'TestTimeAug'
 ]
