@@ -25,7 +25,6 @@ from mmengine.infer import BaseInferencer
 from rich.progress import track
 
 from fcosdet.datasets.transforms.loading import to_three_channel_uint8
-from fcosdet.registry import INFERENCERS
 from fcosdet.structures import DetDataSample
 from fcosdet.visualization import DetLocalVisualizer
 
@@ -81,7 +80,6 @@ def output_names(images: Sequence[ImageInput]) -> list[str]:
     return names
 
 
-@INFERENCERS.register_module()
 class DetInferencer(BaseInferencer):
     """Detect objects in images in batches; draw and save the results.
 

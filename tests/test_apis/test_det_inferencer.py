@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from fcosdet.apis import DetInferencer, inference_detector, init_detector
-from fcosdet.registry import INFERENCERS
 
 CLASSES = ('ellipse', 'rectangle', 'triangle', 'cross')
 
@@ -58,8 +57,8 @@ def test_batches_files_and_returned_structures(tiny_config, tiny_data_root, tiny
 def test_arrays_globs_and_bad_inputs(tiny_config, tiny_data_root, tiny_checkpoint, tmp_path):
     checkpoint = str(tiny_checkpoint)
     images = sorted((Path(tiny_data_root) / 'val').glob('*.png'))
-    inferencer = INFERENCERS.build(dict(type='DetInferencer', model=tiny_config,
-                                        weights=checkpoint, device='cpu', show_progress=False))
+    inferencer = DetInferencer(model=tiny_config, weights=checkpoint, device='cpu',
+                               show_progress=False)
     from_file = inferencer(str(images[1]))['predictions'][0]
     from_array = inferencer(mmcv.imread(str(images[1])), return_datasamples=True)
     array_pred = _as_dict(from_array['predictions'][0])
