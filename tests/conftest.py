@@ -7,11 +7,20 @@ and head at 32 channels, one tower conv) for 2 epochs of 4 iterations on that da
 with CocoMetric after every epoch, and runs without workers. It inherits the shipped
 ``configs/_base_/default_runtime.py``. Tests needing changes should pass ``--cfg-options`` or
 call :func:`write_tiny_config` with ``extra`` lines.
+``tiny_checkpoint``: a checkpoint of the tiny config's model, random weights that detect
+something.
 """
 from pathlib import Path
 
 import pytest
-from tiny_setup import TINY_IMG_SIZE, TINY_NUM_TRAIN, TINY_NUM_VAL, write_tiny_config
+import torch
+from tiny_setup import (
+    TINY_IMG_SIZE,
+    TINY_NUM_TRAIN,
+    TINY_NUM_VAL,
+    randomise_bn_stats,
+    write_tiny_config,
+)
 
 
 @pytest.fixture(scope='session')
@@ -28,3 +37,20 @@ def tiny_config(tmp_path_factory: pytest.TempPathFactory, tiny_data_root: Path) 
     """Path of the tiny training config (see the module docstring)."""
     path = tmp_path_factory.mktemp('tiny_config') / 'fcos_tiny.py'
     return str(write_tiny_config(path, tiny_data_root))
+
+
+@pytest.fixture(scope='session')
+def tiny_checkpoint(tiny_config: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the tiny config's model that detects something: random weights,
+    non-trivial BN statistics and class bias 0 (probability about 0.5), classes in
+    ``meta['dataset_meta']``."""
+    from fcosdet.apis import init_detector
+
+    torch.manual_seed(0)
+    model = init_detector(tiny_config)
+    randomise_bn_stats(model, seed=1)
+    torch.nn.init.zeros_(model.bbox_head.conv_cls.bias)
+    path = tmp_path_factory.mktemp('tiny_ckpt') / 'tiny.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=model.dataset_meta)),
+               path)
+    return path

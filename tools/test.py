@@ -3,17 +3,22 @@
 ``--backend onnxruntime`` evaluates the ``.onnx`` file of ``tools/deployment/pytorch2onnx.py``
 (given as CHECKPOINT) instead; ``--fast-path fuse_bn channels_last [bf16]`` (or the config key
 ``fast_path``) switches the PyTorch model to the inference fast paths after loading the weights.
+``--tta`` tests with test-time augmentation: the config's ``tta_model`` (``DetTTAModel``) wraps
+the model and ``tta_pipeline`` (a ``TestTimeAug``) replaces the test pipeline; without these
+keys, horizontal flip at the test scale and NMS at IoU 0.5 are used.
 """
 import argparse
+import copy
 import os
 import os.path as osp
 import warnings
 from collections.abc import Sequence
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config, ConfigDict, DictAction
 
 from fcosdet.deployment import BACKENDS, check_backend, ort_model_cfg
 from fcosdet.engine.dist import LAUNCHERS
+from fcosdet.models.test_time_augs.det_tta import DEFAULT_TTA_CFG
 from fcosdet.models.utils import FAST_PATH_KEYS, parse_fast_path
 from fcosdet.utils.cli import (
     CLIError,
@@ -40,6 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--show', action='store_true', help='show each drawn prediction')
     parser.add_argument('--show-dir', help='draw the predictions into this folder (relative to '
                                            '<work dir>/<timestamp>)')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation with the config's tta_model and "
+                             'tta_pipeline (default: flip, NMS 0.5)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config values; the parent of every key must exist')
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
@@ -70,6 +78,47 @@ def _add_dump(cfg: Config, out: str) -> None:
     dump = dict(type='DumpResults', out_file_path=osp.abspath(out))
     evaluator = cfg.test_evaluator
     cfg.test_evaluator = [*evaluator, dump] if isinstance(evaluator, list) else [evaluator, dump]
+
+
+def _default_tta_pipeline(pipeline: list) -> list:
+    """The test pipeline with each image seen as is and flipped horizontally.
+
+    Annotations are loaded after the flip so that the drawn ground truth stays unflipped.
+    """
+    def is_step(step: dict, name: str) -> bool:
+        step_type = step['type'] if isinstance(step['type'], str) else step['type'].__name__
+        return step_type.endswith(name)
+
+    pack = [s for s in pipeline if is_step(s, 'PackDetInputs')]
+    if not pack:
+        raise CLIError('--tta without a `tta_pipeline` needs PackDetInputs in the test pipeline')
+    meta_keys = tuple(pack[0].get('meta_keys', ())) or None
+    if meta_keys is not None:
+        meta_keys += tuple(k for k in ('ori_shape', 'flip', 'flip_direction')
+                           if k not in meta_keys)
+    groups = [[dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)]]
+    groups += [[copy.deepcopy(s)] for s in pipeline if is_step(s, 'LoadAnnotations')]
+    groups.append([dict(type='PackDetInputs', **({} if meta_keys is None else
+                                                 dict(meta_keys=meta_keys)))])
+    steps = [copy.deepcopy(s) for s in pipeline
+             if not is_step(s, 'LoadAnnotations') and not is_step(s, 'PackDetInputs')]
+    return [*steps, dict(type='TestTimeAug', transforms=groups)]
+
+
+def _set_tta(cfg: Config) -> None:
+    """Wrap the model into ``cfg.tta_model`` and test with ``cfg.tta_pipeline``."""
+    if 'tta_model' not in cfg:
+        warnings.warn(f'--tta: no `tta_model` in the config; using DetTTAModel {DEFAULT_TTA_CFG}')
+        cfg.tta_model = dict(type='DetTTAModel', tta_cfg=copy.deepcopy(DEFAULT_TTA_CFG))
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:  # dataset wrappers
+        dataset = dataset.dataset
+    if 'tta_pipeline' not in cfg:
+        warnings.warn('--tta: no `tta_pipeline` in the config; using the test pipeline with '
+                      'horizontal flip')
+        cfg.tta_pipeline = _default_tta_pipeline(dataset.pipeline)
+    dataset.pipeline = cfg.tta_pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
 
 def _set_backend(cfg: Config, args: argparse.Namespace) -> None:
@@ -111,6 +160,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     cfg.work_dir = work_dir_of(args.work_dir, cfg, args.config)
     _set_backend(cfg, args)
+    if args.tta:
+        _set_tta(cfg)
     cfg.resume = False
     if args.show or args.show_dir:
         _enable_drawing(cfg, args.show, args.show_dir)

@@ -1,3 +1,7 @@
+from .det_inferencer import DetInferencer
 from .inference import build_test_pipeline, inference_detector, init_detector, init_ort_detector
 
-__all__ = ['init_detector', 'init_ort_detector', 'inference_detector', 'build_test_pipeline']
+__all__ = [
+    'init_detector', 'init_ort_detector', 'inference_detector', 'build_test_pipeline',
+    'DetInferencer'
+]

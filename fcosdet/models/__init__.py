@@ -8,5 +8,6 @@ from . import (  # noqa: F401
     losses,
     necks,
     task_modules,
+    test_time_augs,
     utils,
 )

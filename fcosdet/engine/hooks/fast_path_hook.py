@@ -1,6 +1,6 @@
 """Switches the model to the inference fast paths before a test run (``tools/test.py``)."""
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from mmengine.runner import Runner
 
 from fcosdet.models.utils import FastPathSpec, apply_fast_path, parse_fast_path
@@ -36,6 +36,8 @@ class FastPathHook(Hook):
         if self.applied is not None:
             return
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if isinstance(model, BaseTTAModel):  # tools/test.py --tta: the detector inside
+            model = model.module
         model.eval()
         self.applied = apply_fast_path(model, self.fast_path)
         enabled = [name for name, on in self.applied.items() if on]

@@ -1,0 +1,3 @@
+from .det_tta import DetTTAModel
+
+__all__ = ['DetTTAModel']
