@@ -31,7 +31,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from fcosdet.apis import init_detector
-from fcosdet.models.utils import FAST_PATH_KEYS, apply_fast_path
+from fcosdet.models.utils import FAST_PATH_KEYS, apply_fast_path, config_fast_path
 from fcosdet.registry import MODELS
 from fcosdet.structures import DetDataSample
 from fcosdet.utils import register_all_modules
@@ -54,7 +54,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs first')
     parser.add_argument('--threads', type=int, default=2, help='torch / onnxruntime threads')
     parser.add_argument('--fast-path', nargs='*', choices=FAST_PATH_KEYS, default=None,
-                        help="inference fast paths; default: the config's `fast_path` key")
+                        help="inference fast paths (none given: all off); default: the config's "
+                             '`fast_path` key, else fuse_bn channels_last (as tools/test.py)')
     parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'), default='pytorch')
     parser.add_argument('--onnx', help='ONNX file of the model (with --backend onnxruntime)')
     parser.add_argument('--num-workers', type=int, help='override the data loader workers')
@@ -110,9 +111,9 @@ def build_inference_model(cfg: Config, args: argparse.Namespace) -> tuple[nn.Mod
             raise CLIError('--backend onnxruntime needs --onnx FILE')
         from fcosdet.deployment import init_ort_detector
         return init_ort_detector(cfg, args.onnx, num_threads=args.threads), {}
-    model = init_detector(cfg, args.checkpoint)
-    spec = args.fast_path if args.fast_path is not None else cfg.get('fast_path')
+    model = init_detector(cfg, args.checkpoint, fast_path=False)
     try:
+        spec = args.fast_path if args.fast_path is not None else config_fast_path(cfg)
         return model, apply_fast_path(model, spec)
     except (KeyError, TypeError) as err:
         raise CLIError(f'{args.config}: {err}') from err
