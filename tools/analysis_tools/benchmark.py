@@ -8,6 +8,7 @@ Examples::
     python tools/analysis_tools/benchmark.py CONFIG --task inference --backend onnxruntime \
         --onnx model.onnx
     python tools/analysis_tools/benchmark.py CONFIG --task train --shape 256 320 --batch-size 8
+    python tools/analysis_tools/benchmark.py CONFIG --task train --no-fast-path  # plain eager
     python tools/analysis_tools/benchmark.py CONFIG --task dataloader
 
 Inputs are synthetic (random images and boxes) except for ``dataloader``, which reads the
@@ -31,7 +32,12 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from fcosdet.apis import init_detector
-from fcosdet.models.utils import FAST_PATH_KEYS, apply_fast_path, config_fast_path
+from fcosdet.models.utils import (
+    FAST_PATH_KEYS,
+    apply_fast_path,
+    config_fast_path,
+    to_channels_last,
+)
 from fcosdet.registry import MODELS
 from fcosdet.structures import DetDataSample
 from fcosdet.utils import register_all_modules
@@ -56,6 +62,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--fast-path', nargs='*', choices=FAST_PATH_KEYS, default=None,
                         help="inference fast paths (none given: all off); default: the config's "
                              '`fast_path` key, else fuse_bn channels_last (as tools/test.py)')
+    parser.add_argument('--no-fast-path', action='store_true',
+                        help='the plain eager path: no inference fast path, and training in '
+                             "NCHW even when the config's custom_hooks has ChannelsLastHook")
     parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'), default='pytorch')
     parser.add_argument('--onnx', help='ONNX file of the model (with --backend onnxruntime)')
     parser.add_argument('--num-workers', type=int, help='override the data loader workers')
@@ -113,7 +122,8 @@ def build_inference_model(cfg: Config, args: argparse.Namespace) -> tuple[nn.Mod
         return init_ort_detector(cfg, args.onnx, num_threads=args.threads), {}
     model = init_detector(cfg, args.checkpoint, fast_path=False)
     try:
-        spec = args.fast_path if args.fast_path is not None else config_fast_path(cfg)
+        spec = (None if args.no_fast_path else args.fast_path if args.fast_path is not None
+                else config_fast_path(cfg))
         return model, apply_fast_path(model, spec)
     except (KeyError, TypeError) as err:
         raise CLIError(f'{args.config}: {err}') from err
@@ -150,14 +160,17 @@ def bench_inference(cfg: Config, args: argparse.Namespace) -> dict:
                 postprocess_stress_share=post_stress['median_s'] / predict['median_s'])
 
 
-def build_train_model(cfg: Config) -> tuple[nn.Module, object]:
-    """The model in train mode (no pretrained download) and its optimizer wrapper."""
+def build_train_model(cfg: Config, channels_last: bool = False) -> tuple[nn.Module, object]:
+    """The model in train mode (no pretrained download) and its optimizer wrapper, in
+    channels-last memory format when asked (as ``ChannelsLastHook`` does in a training run)."""
     register_all_modules()
     model_cfg = cfg.model.copy()
     if 'init_cfg' in model_cfg.get('backbone', {}):
         model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)
     model = MODELS.build(model_cfg)  # PyTorch's default init: weights do not change the timing
     model.train()
+    if channels_last:
+        to_channels_last(model)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # silence the per-parameter options of the optimizer
@@ -206,18 +219,26 @@ def train_step_phases(model: nn.Module, optim_wrapper: object, inputs: Tensor,
 
 def bench_train(cfg: Config, args: argparse.Namespace) -> dict:
     """Per-phase medians of a training step on synthetic images with 8 random boxes each."""
-    model, optim_wrapper = build_train_model(cfg)
+    hooks = [hook.get('type') for hook in cfg.get('custom_hooks', [])]
+    channels_last = 'ChannelsLastHook' in hooks and not args.no_fast_path
+    model, optim_wrapper = build_train_model(cfg, channels_last)
     height, width = args.shape
     samples = synthetic_samples(args.batch_size, height, width, num_boxes=8,
                                 num_classes=model.bbox_head.num_classes)
     inputs = torch.randn(args.batch_size, 3, height, width)
     for _ in range(args.warmup):
         train_step_phases(model, optim_wrapper, inputs, samples)
-    runs = [train_step_phases(model, optim_wrapper, inputs, samples) for _ in range(args.repeat)]
+    runs, cpu_times = [], []
+    for _ in range(args.repeat):
+        clock = time.process_time()  # CPU seconds: less disturbed than wall time on a busy host
+        runs.append(train_step_phases(model, optim_wrapper, inputs, samples))
+        cpu_times.append(time.process_time() - clock)
     step = summarize([run['total'] for run in runs], args.batch_size)
+    step_cpu = summarize(cpu_times, args.batch_size)
     phases = {phase: statistics.median(run[phase] for run in runs) for phase in TRAIN_PHASES}
     share = {phase: seconds / sum(phases.values()) for phase, seconds in phases.items()}
-    return dict(step=step, phases_s=phases, phases_share=share)
+    return dict(channels_last=channels_last, step=step, step_cpu_time=step_cpu, phases_s=phases,
+                phases_share=share)
 
 
 def bench_dataloader(cfg: Config, args: argparse.Namespace) -> dict:
