@@ -10,10 +10,13 @@ Examples::
     python tools/analysis_tools/benchmark.py CONFIG --task train --shape 256 320 --batch-size 8
     python tools/analysis_tools/benchmark.py CONFIG --task train --no-fast-path  # plain eager
     python tools/analysis_tools/benchmark.py CONFIG --task dataloader
+    python tools/analysis_tools/benchmark.py CONFIG --task nms  # worst cases of batched_nms
 
 Inputs are synthetic (random images and boxes) except for ``dataloader``, which reads the
-config's ``train_dataloader``. Every figure is a median/min/max over ``--repeat`` runs after
-``--warmup`` runs; nothing here asserts a speed, it only prints (and writes ``--json``).
+config's ``train_dataloader``; ``nms`` times the worst cases of greedy NMS at ``nms_pre=1000``
+(one class): a crowd of heavily overlapping boxes and a 2000-box suppression chain. Every
+figure is a median/min/max over ``--repeat`` runs after ``--warmup`` runs; nothing here
+asserts a speed, it only prints (and writes ``--json``).
 """
 import argparse
 import json
@@ -32,6 +35,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from fcosdet.apis import init_detector
+from fcosdet.models.layers import batched_nms
 from fcosdet.models.utils import (
     FAST_PATH_KEYS,
     apply_fast_path,
@@ -43,7 +47,7 @@ from fcosdet.structures import DetDataSample
 from fcosdet.utils import register_all_modules
 from fcosdet.utils.cli import CLIError, check_checkpoint, load_config, run_cli
 
-TASKS = ('inference', 'train', 'dataloader')
+TASKS = ('inference', 'train', 'dataloader', 'nms')
 TRAIN_PHASES = ('backbone_neck', 'head', 'target_assignment', 'loss', 'backward', 'optimizer')
 
 
@@ -266,6 +270,33 @@ def bench_dataloader(cfg: Config, args: argparse.Namespace) -> dict:
     return dict(num_workers=loader_cfg.get('num_workers', 0), batch=result)
 
 
+def nms_cases(seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
+    """Worst cases of one class: ``crowd`` (1000 boxes of one place, scores on a grid of 20
+    values, so with ties) and ``chain`` (2000 boxes, each suppressing the next only)."""
+    gen = torch.Generator().manual_seed(seed)
+    corner = torch.rand(1000, 2, generator=gen) * 20 + 100
+    crowd = torch.cat([corner, corner + torch.rand(1000, 2, generator=gen) * 20 + 60], dim=1)
+    crowd_scores = (torch.rand(1000, generator=gen) * 20).round() / 20
+    x = torch.arange(2000.0) * 2  # side 10, step 2: IoU 8/12 with the next box, 6/14 after
+    chain = torch.stack([x, torch.zeros(2000), x + 10, torch.full((2000,), 10.0)], dim=1)
+    return dict(crowd=(crowd, crowd_scores), chain=(chain, torch.linspace(1, 0.01, 2000)))
+
+
+def bench_nms(cfg: Config, args: argparse.Namespace) -> dict:
+    """Milliseconds (wall, and CPU time of this process) of ``batched_nms`` (IoU 0.5) on
+    each of :func:`nms_cases`."""
+    figures = {}
+    for name, (boxes, scores) in nms_cases().items():
+        labels = torch.zeros_like(scores, dtype=torch.long)
+        kept = len(batched_nms(boxes, scores, labels, 0.5))
+        cpu_clock = time.process_time()
+        times = time_runs(lambda: batched_nms(boxes, scores, labels, 0.5), 0, args.repeat)
+        cpu_ms = (time.process_time() - cpu_clock) / args.repeat * 1e3
+        figures[f'{name}_ms'] = dict(median=statistics.median(times) * 1e3,
+                                     min=min(times) * 1e3, mean_cpu=cpu_ms, kept=kept)
+    return figures
+
+
 def machine_info(threads: int) -> dict:
     """CPU, thread count and library versions of this run."""
     cpu = platform.processor() or platform.machine()
@@ -304,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         check_checkpoint(args.checkpoint)
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
-    bench = dict(inference=bench_inference, train=bench_train, dataloader=bench_dataloader)
+    bench = dict(inference=bench_inference, train=bench_train, dataloader=bench_dataloader,
+                 nms=bench_nms)
     result = dict(config=args.config, task=args.task, machine=machine_info(args.threads),
                   settings=dict(shape=args.shape, batch_size=args.batch_size,
                                 repeat=args.repeat, warmup=args.warmup),
