@@ -189,8 +189,26 @@ def train_step_phases(model: nn.Module, optim_wrapper: object, inputs: Tensor,
     """Seconds of each phase of one training step (see :data:`TRAIN_PHASES`) and the total.
 
     Target assignment is timed by a separate ``get_targets`` call; ``loss`` is the time of
-    ``loss_by_feat`` minus it (``loss_by_feat`` assigns internally).
+    ``loss_by_feat`` minus it (``loss_by_feat`` assigns internally). The forward phases run in
+    the optimizer wrapper's context, as in ``train_step``: bfloat16 autocast with
+    ``--cfg-options optim_wrapper.type=CPUAmpOptimWrapper``.
     """
+    with optim_wrapper.optim_context(model):
+        times, loss = _forward_phases(model, inputs, samples)
+    clock = time.perf_counter()
+    loss.backward()
+    times['backward'] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    optim_wrapper.step()
+    optim_wrapper.zero_grad()
+    times['optimizer'] = time.perf_counter() - clock
+    times['total'] = sum(times[phase] for phase in TRAIN_PHASES)
+    return times
+
+
+def _forward_phases(model: nn.Module, inputs: Tensor,
+                    samples: list[DetDataSample]) -> tuple[dict[str, float], Tensor]:
+    """Seconds of the forward phases of :func:`train_step_phases` and the summed loss."""
     head = model.bbox_head
     times = {}
     clock = time.perf_counter()
@@ -210,15 +228,7 @@ def train_step_phases(model: nn.Module, optim_wrapper: object, inputs: Tensor,
     losses = head.loss_by_feat(*outs, gt_instances, [s.metainfo for s in samples])
     loss = sum(losses.values())
     times['loss'] = max(time.perf_counter() - clock - times['target_assignment'], 0.0)
-    clock = time.perf_counter()
-    loss.backward()
-    times['backward'] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    optim_wrapper.step()
-    optim_wrapper.zero_grad()
-    times['optimizer'] = time.perf_counter() - clock
-    times['total'] = sum(times[phase] for phase in TRAIN_PHASES)
-    return times
+    return times, loss
 
 
 def bench_train(cfg: Config, args: argparse.Namespace) -> dict:
