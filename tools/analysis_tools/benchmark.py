@@ -34,7 +34,7 @@ from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from fcosdet.apis import init_detector
+from fcosdet.apis import init_detector, init_ort_detector
 from fcosdet.models.layers import batched_nms
 from fcosdet.models.utils import (
     FAST_PATH_KEYS,
@@ -122,7 +122,6 @@ def build_inference_model(cfg: Config, args: argparse.Namespace) -> tuple[nn.Mod
     if args.backend == 'onnxruntime':
         if not args.onnx:
             raise CLIError('--backend onnxruntime needs --onnx FILE')
-        from fcosdet.deployment import init_ort_detector
         return init_ort_detector(cfg, args.onnx, num_threads=args.threads), {}
     model = init_detector(cfg, args.checkpoint, fast_path=False)
     try:
