@@ -1,8 +1,9 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``.
 
 ``--backend onnxruntime`` evaluates the ``.onnx`` file of ``tools/deployment/pytorch2onnx.py``
-(given as CHECKPOINT) instead; ``--fast-path fuse_bn channels_last [bf16]`` (or the config key
-``fast_path``) switches the PyTorch model to the inference fast paths after loading the weights.
+(given as CHECKPOINT) instead. The PyTorch model runs the exact fp32 fast path (``fuse_bn
+channels_last``) by default; ``--fast-path NAMES`` (or the config key ``fast_path``) selects
+others, ``--no-fast-path`` evaluates the plain eager model.
 ``--tta`` tests with test-time augmentation: the config's ``tta_model`` (``DetTTAModel``) wraps
 the model and ``tta_pipeline`` (a ``TestTimeAug``) replaces the test pipeline; without these
 keys, horizontal flip at the test scale and NMS at IoU 0.5 are used.
@@ -19,7 +20,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from fcosdet.deployment import BACKENDS, check_backend, ort_model_cfg
 from fcosdet.engine.dist import LAUNCHERS
 from fcosdet.models.test_time_augs.det_tta import DEFAULT_TTA_CFG
-from fcosdet.models.utils import FAST_PATH_KEYS, parse_fast_path
+from fcosdet.models.utils import DEFAULT_FAST_PATH, FAST_PATH_KEYS, parse_fast_path
 from fcosdet.utils.cli import (
     CLIError,
     build_runner,
@@ -39,7 +40,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='run the network in PyTorch or in onnxruntime (CPU)')
     parser.add_argument('--fast-path', nargs='*', choices=FAST_PATH_KEYS, default=None,
                         help="PyTorch inference fast paths (none given: all off); default: the "
-                             "config's `fast_path` key")
+                             "config's `fast_path` key, else fuse_bn channels_last")
+    parser.add_argument('--no-fast-path', action='store_true',
+                        help='evaluate the plain eager PyTorch model (no fast path)')
     parser.add_argument('--work-dir', help='folder for the evaluation logs')
     parser.add_argument('--out', help='dump the predictions to this .pkl file')
     parser.add_argument('--show', action='store_true', help='show each drawn prediction')
@@ -126,7 +129,8 @@ def _set_backend(cfg: Config, args: argparse.Namespace) -> None:
 
     onnxruntime: an ``ORTDetector`` runs the .onnx file and nothing is loaded. pytorch: the
     checkpoint is loaded and, when a fast path is selected (the flag, else the config key
-    ``fast_path``), a ``FastPathHook`` applies it at the start of the test epoch.
+    ``fast_path``, else ``DEFAULT_FAST_PATH``; none with ``--no-fast-path``), a ``FastPathHook``
+    applies it at the start of the test epoch.
 
     Raises:
         CLIError: A checkpoint that does not suit the backend, a bad fast-path name or value,
@@ -134,14 +138,17 @@ def _set_backend(cfg: Config, args: argparse.Namespace) -> None:
     """
     try:
         check_backend(args.backend, args.checkpoint)
-        fast_path = parse_fast_path(
-            args.fast_path if args.fast_path is not None else cfg.get('fast_path'))
+        if args.no_fast_path and args.fast_path:
+            raise ValueError('--no-fast-path and --fast-path NAMES exclude each other')
+        spec = args.fast_path if args.fast_path is not None else cfg.get(
+            'fast_path', DEFAULT_FAST_PATH)
+        fast_path = parse_fast_path(None if args.no_fast_path else spec)
     except (ValueError, KeyError, TypeError) as err:
         raise CLIError(err.args[0]) from err
     if args.backend == 'onnxruntime':
         if args.fast_path:
             raise CLIError('--fast-path applies to --backend pytorch only')
-        if any(fast_path.values()):
+        if any(parse_fast_path(cfg.get('fast_path')).values()):  # the key, not the default
             warnings.warn(f"the config's fast_path {dict(cfg.fast_path)} is ignored by "
                           '--backend onnxruntime')
         cfg.model = ort_model_cfg(cfg.model, args.checkpoint)

@@ -13,7 +13,7 @@ from torch import nn
 
 from fcosdet.datasets.transforms.loading import to_three_channel_uint8
 from fcosdet.deployment import check_backend, ort_model_cfg
-from fcosdet.models.utils import apply_fast_path, parse_fast_path
+from fcosdet.models.utils import apply_fast_path, config_fast_path, parse_fast_path
 from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
 from fcosdet.structures import DetDataSample
 from fcosdet.utils import load_config, register_all_modules
@@ -73,13 +73,17 @@ def init_detector(config: str | Path | Config,
                   checkpoint: str | None = None,
                   device: str = 'cpu',
                   cfg_options: dict | None = None,
-                  backend: str = 'pytorch') -> nn.Module:
+                  backend: str = 'pytorch',
+                  fast_path: bool = True) -> nn.Module:
     """Build a detector in eval mode from a config file and an optional checkpoint.
 
     ``backend='pytorch'``: the backbone's pretrained ``init_cfg`` is dropped (nothing is
     downloaded), the weights come from ``checkpoint``, and after ``model.eval()`` the fast paths
-    of the top-level config key ``fast_path=dict(channels_last=..., fuse_bn=..., bf16=...)`` (all
-    off by default) are applied (:func:`fcosdet.models.utils.apply_fast_path`).
+    of the top-level config key ``fast_path=dict(channels_last=..., fuse_bn=..., bf16=...)`` are
+    applied (:func:`fcosdet.models.utils.apply_fast_path`); without the key, a model loaded from
+    a checkpoint gets the exact fp32 fast path (``fuse_bn`` + ``channels_last``: same detections
+    up to float rounding), while one with random weights (being built to be saved, counted or
+    trained) stays eager. ``fast_path=False`` keeps the plain eager model (e.g. to export it).
 
     ``backend='onnxruntime'``: ``checkpoint`` is the ``.onnx`` file of
     ``tools/deployment/pytorch2onnx.py``; the network runs in onnxruntime on the CPU and the
@@ -98,6 +102,7 @@ def init_detector(config: str | Path | Config,
         cfg_options: Overrides merged into the config (``{'a.b': value}`` style), checked as
             ``--cfg-options`` are (:func:`fcosdet.utils.load_config`).
         backend: ``'pytorch'`` or ``'onnxruntime'``.
+        fast_path: Apply the config's fast paths, or the default one (pytorch only).
 
     Returns:
         The detector, with ``cfg`` and ``dataset_meta`` attributes, in eval mode.
@@ -113,7 +118,7 @@ def init_detector(config: str | Path | Config,
     cfg = load_config(config, cfg_options)
     if 'model' not in cfg:
         raise KeyError(f'config {cfg.filename or "<Config>"} has no `model` key')
-    fast_path = parse_fast_path(cfg.get('fast_path'))  # a bad key fails before building
+    selected = config_fast_path(cfg)  # a bad key fails before building
     if checkpoint is not None and '://' not in checkpoint and not Path(checkpoint).is_file():
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
     register_all_modules(init_default_scope=False)
@@ -125,8 +130,8 @@ def init_detector(config: str | Path | Config,
     model.cfg = cfg
     model.to(device)
     model.eval()
-    if backend == 'pytorch':
-        apply_fast_path(model, fast_path)
+    if backend == 'pytorch' and fast_path and ('fast_path' in cfg or checkpoint is not None):
+        apply_fast_path(model, selected)
     return model
 
 

@@ -22,14 +22,15 @@ def checkpoint(api_config, tmp_path):
     return str(path)
 
 
-def test_config_fast_path_folds_bn_and_keeps_detections(api_config, checkpoint):
-    plain = init_detector(api_config, checkpoint)
-    fast = init_detector(api_config, checkpoint, cfg_options=FP32_FAST_PATH)
+@pytest.mark.parametrize('options', [FP32_FAST_PATH, None])  # the key, or the default
+def test_config_fast_path_folds_bn_and_keeps_detections(api_config, checkpoint, options):
+    plain = init_detector(api_config, checkpoint, fast_path=False)
+    fast = init_detector(api_config, checkpoint, cfg_options=options)
     kinds = {type(m) for m in plain.backbone.modules()}
     assert torch.nn.BatchNorm2d in kinds
     assert torch.nn.BatchNorm2d not in {type(m) for m in fast.backbone.modules()}
     assert fast.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    assert not fast.training and fast.cfg.fast_path.fuse_bn
+    assert not fast.training
     image = np.random.default_rng(0).integers(0, 256, (70, 150, 3), dtype=np.uint8)
     expected = inference_detector(plain, image).pred_instances
     actual = inference_detector(fast, image).pred_instances
@@ -39,10 +40,17 @@ def test_config_fast_path_folds_bn_and_keeps_detections(api_config, checkpoint):
     torch.testing.assert_close(actual.scores, expected.scores, atol=1e-5, rtol=0)
 
 
-def test_fast_path_is_off_without_the_key(api_config, checkpoint):
-    model = init_detector(api_config, checkpoint)
-    assert 'fast_path' not in model.cfg
-    assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+def test_fast_path_off_by_flag_key_or_without_checkpoint(api_config, checkpoint):
+    def is_fast(model):
+        return model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+    assert is_fast(init_detector(api_config, checkpoint))
+    assert not is_fast(init_detector(api_config, checkpoint, fast_path=False))
+    assert not is_fast(init_detector(api_config, checkpoint, cfg_options={'fast_path': None}))
+    # random weights: a model being built (to be saved or trained) keeps its BN layers
+    model = init_detector(api_config)
+    assert not is_fast(model) and 'backbone.bn1.running_mean' in model.state_dict()
+    assert is_fast(init_detector(api_config, cfg_options=FP32_FAST_PATH))
 
 
 def test_bad_backend_and_fast_path_values(api_config, checkpoint, tmp_path):

@@ -54,16 +54,13 @@ def model_files(tiny_config: str, tmp_path_factory: pytest.TempPathFactory) -> t
 @pytest.fixture(scope='module')
 def test_runs(tiny_config: str, model_files: tuple[str, str],
               tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
-    """tools/test.py three ways: pytorch, onnxruntime, and pytorch with the config key
-    ``fast_path`` (fp32 paths). ``{name: (work dir, stdout + stderr)}``."""
+    """tools/test.py three ways: plain pytorch (``--no-fast-path``), onnxruntime, and pytorch
+    by default (the fp32 fast path). ``{name: (work dir, stdout + stderr)}``."""
     checkpoint, onnx_file = model_files
     root = tmp_path_factory.mktemp('deploy_test_runs')
-    fast_config = root / 'fast.py'
-    fast_config.write_text(f"_base_ = '{tiny_config}'\n"
-                           'fast_path = dict(fuse_bn=True, channels_last=True)\n')
-    runs = dict(pytorch=[tiny_config, checkpoint],
+    runs = dict(pytorch=[tiny_config, checkpoint, '--no-fast-path'],
                 onnxruntime=[tiny_config, onnx_file, '--backend', 'onnxruntime'],
-                fast_path=[str(fast_config), checkpoint])
+                fast_path=[tiny_config, checkpoint])
     outputs = {}
     for name, args in runs.items():
         work_dir = root / name
@@ -101,7 +98,7 @@ def test_same_predictions_and_map_as_pytorch(test_runs, name):
         torch.testing.assert_close(act['scores'], exp['scores'], atol=1e-5, rtol=0)
 
 
-def test_fast_path_applied_only_when_asked(test_runs):
+def test_fast_path_applied_by_default_only(test_runs):
     assert ("FastPathHook: inference fast paths enabled: ['channels_last', 'fuse_bn']"
             in test_runs['fast_path'][1])
     for name in ('pytorch', 'onnxruntime'):
@@ -126,7 +123,11 @@ def test_build_cfg_backend_and_fast_path(tiny_config, model_files, tmp_path):
     assert cfg.load_from == checkpoint
     assert cfg.custom_hooks[-1] == dict(
         type='FastPathHook', fast_path=dict(channels_last=False, fuse_bn=True, bf16=True))
-    assert not _fast_path_hooks(_cfg([tiny_config, checkpoint]))
+    (hook,) = _fast_path_hooks(_cfg([tiny_config, checkpoint]))  # the default
+    assert hook['fast_path'] == dict(channels_last=True, fuse_bn=True, bf16=False)
+    assert not _fast_path_hooks(_cfg([tiny_config, checkpoint, '--no-fast-path']))
+    with pytest.raises(CLIError, match='--no-fast-path and --fast-path NAMES exclude'):
+        _cfg([tiny_config, checkpoint, '--no-fast-path', '--fast-path', 'fuse_bn'])
     # the flag overrides the config key; an empty flag turns every fast path off
     keyed = tmp_path / 'keyed.py'
     keyed.write_text(f"_base_ = '{tiny_config}'\nfast_path = dict(channels_last=True)\n")
@@ -169,7 +170,7 @@ def test_image_demo_onnxruntime(tiny_config, tiny_data_root, model_files, tmp_pa
 
 
 def test_fast_path_hook_acts_once_on_test_and_blocks_training(tiny_config, model_files):
-    model = init_detector(tiny_config, model_files[0])
+    model = init_detector(tiny_config, model_files[0], fast_path=False)
     model.train()
     messages = []
     runner = SimpleNamespace(model=model, logger=SimpleNamespace(info=messages.append))

@@ -8,12 +8,16 @@ Examples::
     python tools/analysis_tools/benchmark.py CONFIG --task inference --backend onnxruntime \
         --onnx model.onnx
     python tools/analysis_tools/benchmark.py CONFIG --task train --shape 256 320 --batch-size 8
+    python tools/analysis_tools/benchmark.py CONFIG --task train --no-fast-path  # plain eager
     python tools/analysis_tools/benchmark.py CONFIG --task dataloader
     python tools/analysis_tools/benchmark.py --dcn-layer 256 100 152 --task inference
+    python tools/analysis_tools/benchmark.py CONFIG --task nms  # worst cases of batched_nms
 
 Inputs are synthetic (random images and boxes) except for ``dataloader``, which reads the
-config's ``train_dataloader``. Every figure is a median/min/max over ``--repeat`` runs after
-``--warmup`` runs; nothing here asserts a speed, it only prints (and writes ``--json``).
+config's ``train_dataloader``; ``nms`` times the worst cases of greedy NMS at ``nms_pre=1000``
+(one class): a crowd of heavily overlapping boxes and a 2000-box suppression chain. Every
+figure is a median/min/max over ``--repeat`` runs after ``--warmup`` runs; nothing here
+asserts a speed, it only prints (and writes ``--json``).
 """
 import argparse
 import json
@@ -32,14 +36,19 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from fcosdet.apis import init_detector, init_ort_detector
-from fcosdet.models.layers import ModulatedDeformConv2dPack, deform_conv2d_pure
-from fcosdet.models.utils import FAST_PATH_KEYS, apply_fast_path
+from fcosdet.models.layers import ModulatedDeformConv2dPack, batched_nms, deform_conv2d_pure
+from fcosdet.models.utils import (
+    FAST_PATH_KEYS,
+    apply_fast_path,
+    config_fast_path,
+    to_channels_last,
+)
 from fcosdet.registry import MODELS
 from fcosdet.structures import DetDataSample
 from fcosdet.utils import register_all_modules
 from fcosdet.utils.cli import CLIError, check_checkpoint, load_config, run_cli
 
-TASKS = ('inference', 'train', 'dataloader')
+TASKS = ('inference', 'train', 'dataloader', 'nms')
 TRAIN_PHASES = ('backbone_neck', 'head', 'target_assignment', 'loss', 'backward', 'optimizer')
 
 
@@ -56,7 +65,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--warmup', type=int, default=2, help='untimed runs first')
     parser.add_argument('--threads', type=int, default=2, help='torch / onnxruntime threads')
     parser.add_argument('--fast-path', nargs='*', choices=FAST_PATH_KEYS, default=None,
-                        help="inference fast paths; default: the config's `fast_path` key")
+                        help="inference fast paths (none given: all off); default: the config's "
+                             '`fast_path` key, else fuse_bn channels_last (as tools/test.py)')
+    parser.add_argument('--no-fast-path', action='store_true',
+                        help='the plain eager path: no inference fast path, and training in '
+                             "NCHW even when the config's custom_hooks has ChannelsLastHook")
     parser.add_argument('--backend', choices=('pytorch', 'onnxruntime'), default='pytorch')
     parser.add_argument('--onnx', help='ONNX file of the model (with --backend onnxruntime)')
     parser.add_argument('--num-workers', type=int, help='override the data loader workers')
@@ -112,9 +125,10 @@ def build_inference_model(cfg: Config, args: argparse.Namespace) -> tuple[nn.Mod
         if not args.onnx:
             raise CLIError('--backend onnxruntime needs --onnx FILE')
         return init_ort_detector(cfg, args.onnx, num_threads=args.threads), {}
-    model = init_detector(cfg, args.checkpoint)
-    spec = args.fast_path if args.fast_path is not None else cfg.get('fast_path')
+    model = init_detector(cfg, args.checkpoint, fast_path=False)
     try:
+        spec = (None if args.no_fast_path else args.fast_path if args.fast_path is not None
+                else config_fast_path(cfg))
         return model, apply_fast_path(model, spec)
     except (KeyError, TypeError) as err:
         raise CLIError(f'{args.config}: {err}') from err
@@ -136,8 +150,12 @@ def bench_inference(cfg: Config, args: argparse.Namespace) -> dict:
     metas = [s.metainfo for s in samples]
     head = model.bbox_head
     with torch.no_grad():
+        for _ in range(args.warmup):
+            model(inputs, samples, mode='predict')
+        cpu_clock = time.process_time()  # CPU seconds: less disturbed on a busy host
         predict = summarize(time_runs(lambda: model(inputs, samples, mode='predict'),
-                                      args.warmup, args.repeat), args.batch_size)
+                                      0, args.repeat), args.batch_size)
+        predict_cpu_s = (time.process_time() - cpu_clock) / args.repeat
         outputs = model(inputs, mode='tensor')
         post = summarize(time_runs(lambda: head.predict_by_feat(*outputs, batch_img_metas=metas),
                                    1, args.repeat), args.batch_size)
@@ -146,19 +164,23 @@ def bench_inference(cfg: Config, args: argparse.Namespace) -> dict:
             lambda: head.predict_by_feat(*stress, batch_img_metas=metas), 1, args.repeat),
             args.batch_size)
     return dict(backend=args.backend, fast_path=fast_path, inference=predict,
+                inference_mean_cpu_s=predict_cpu_s,
                 postprocess=post, postprocess_share=post['median_s'] / predict['median_s'],
                 postprocess_stress=post_stress,
                 postprocess_stress_share=post_stress['median_s'] / predict['median_s'])
 
 
-def build_train_model(cfg: Config) -> tuple[nn.Module, object]:
-    """The model in train mode (no pretrained download) and its optimizer wrapper."""
+def build_train_model(cfg: Config, channels_last: bool = False) -> tuple[nn.Module, object]:
+    """The model in train mode (no pretrained download) and its optimizer wrapper, in
+    channels-last memory format when asked (as ``ChannelsLastHook`` does in a training run)."""
     register_all_modules()
     model_cfg = cfg.model.copy()
     if 'init_cfg' in model_cfg.get('backbone', {}):
         model_cfg.backbone = dict(model_cfg.backbone, init_cfg=None)
     model = MODELS.build(model_cfg)  # PyTorch's default init: weights do not change the timing
     model.train()
+    if channels_last:
+        to_channels_last(model)
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)  # silence the per-parameter options of the optimizer
@@ -173,8 +195,26 @@ def train_step_phases(model: nn.Module, optim_wrapper: object, inputs: Tensor,
     """Seconds of each phase of one training step (see :data:`TRAIN_PHASES`) and the total.
 
     Target assignment is timed by a separate ``get_targets`` call; ``loss`` is the time of
-    ``loss_by_feat`` minus it (``loss_by_feat`` assigns internally).
+    ``loss_by_feat`` minus it (``loss_by_feat`` assigns internally). The forward phases run in
+    the optimizer wrapper's context, as in ``train_step``: bfloat16 autocast with
+    ``--cfg-options optim_wrapper.type=CPUAmpOptimWrapper``.
     """
+    with optim_wrapper.optim_context(model):
+        times, loss = _forward_phases(model, inputs, samples)
+    clock = time.perf_counter()
+    loss.backward()
+    times['backward'] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    optim_wrapper.step()
+    optim_wrapper.zero_grad()
+    times['optimizer'] = time.perf_counter() - clock
+    times['total'] = sum(times[phase] for phase in TRAIN_PHASES)
+    return times
+
+
+def _forward_phases(model: nn.Module, inputs: Tensor,
+                    samples: list[DetDataSample]) -> tuple[dict[str, float], Tensor]:
+    """Seconds of the forward phases of :func:`train_step_phases` and the summed loss."""
     head = model.bbox_head
     times = {}
     clock = time.perf_counter()
@@ -194,31 +234,31 @@ def train_step_phases(model: nn.Module, optim_wrapper: object, inputs: Tensor,
     losses = head.loss_by_feat(*outs, gt_instances, [s.metainfo for s in samples])
     loss = sum(losses.values())
     times['loss'] = max(time.perf_counter() - clock - times['target_assignment'], 0.0)
-    clock = time.perf_counter()
-    loss.backward()
-    times['backward'] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    optim_wrapper.step()
-    optim_wrapper.zero_grad()
-    times['optimizer'] = time.perf_counter() - clock
-    times['total'] = sum(times[phase] for phase in TRAIN_PHASES)
-    return times
+    return times, loss
 
 
 def bench_train(cfg: Config, args: argparse.Namespace) -> dict:
     """Per-phase medians of a training step on synthetic images with 8 random boxes each."""
-    model, optim_wrapper = build_train_model(cfg)
+    hooks = [hook.get('type') for hook in cfg.get('custom_hooks', [])]
+    channels_last = 'ChannelsLastHook' in hooks and not args.no_fast_path
+    model, optim_wrapper = build_train_model(cfg, channels_last)
     height, width = args.shape
     samples = synthetic_samples(args.batch_size, height, width, num_boxes=8,
                                 num_classes=model.bbox_head.num_classes)
     inputs = torch.randn(args.batch_size, 3, height, width)
     for _ in range(args.warmup):
         train_step_phases(model, optim_wrapper, inputs, samples)
-    runs = [train_step_phases(model, optim_wrapper, inputs, samples) for _ in range(args.repeat)]
+    runs, cpu_times = [], []
+    for _ in range(args.repeat):
+        clock = time.process_time()  # CPU seconds: less disturbed than wall time on a busy host
+        runs.append(train_step_phases(model, optim_wrapper, inputs, samples))
+        cpu_times.append(time.process_time() - clock)
     step = summarize([run['total'] for run in runs], args.batch_size)
+    step_cpu = summarize(cpu_times, args.batch_size)
     phases = {phase: statistics.median(run[phase] for run in runs) for phase in TRAIN_PHASES}
     share = {phase: seconds / sum(phases.values()) for phase, seconds in phases.items()}
-    return dict(step=step, phases_s=phases, phases_share=share)
+    return dict(channels_last=channels_last, step=step, step_cpu_time=step_cpu, phases_s=phases,
+                phases_share=share)
 
 
 def bench_dataloader(cfg: Config, args: argparse.Namespace) -> dict:
@@ -244,6 +284,33 @@ def bench_dataloader(cfg: Config, args: argparse.Namespace) -> dict:
     result = summarize(times, loader_cfg.batch_size)
     result.update(images=sum(sizes), images_per_s=sum(sizes) / sum(times))
     return dict(num_workers=loader_cfg.get('num_workers', 0), batch=result)
+
+
+def nms_cases(seed: int = 0) -> dict[str, tuple[Tensor, Tensor]]:
+    """Worst cases of one class: ``crowd`` (1000 boxes of one place, scores on a grid of 20
+    values, so with ties) and ``chain`` (2000 boxes, each suppressing the next only)."""
+    gen = torch.Generator().manual_seed(seed)
+    corner = torch.rand(1000, 2, generator=gen) * 20 + 100
+    crowd = torch.cat([corner, corner + torch.rand(1000, 2, generator=gen) * 20 + 60], dim=1)
+    crowd_scores = (torch.rand(1000, generator=gen) * 20).round() / 20
+    x = torch.arange(2000.0) * 2  # side 10, step 2: IoU 8/12 with the next box, 6/14 after
+    chain = torch.stack([x, torch.zeros(2000), x + 10, torch.full((2000,), 10.0)], dim=1)
+    return dict(crowd=(crowd, crowd_scores), chain=(chain, torch.linspace(1, 0.01, 2000)))
+
+
+def bench_nms(cfg: Config, args: argparse.Namespace) -> dict:
+    """Milliseconds (wall, and CPU time of this process) of ``batched_nms`` (IoU 0.5) on
+    each of :func:`nms_cases`."""
+    figures = {}
+    for name, (boxes, scores) in nms_cases().items():
+        labels = torch.zeros_like(scores, dtype=torch.long)
+        kept = len(batched_nms(boxes, scores, labels, 0.5))
+        cpu_clock = time.process_time()
+        times = time_runs(lambda: batched_nms(boxes, scores, labels, 0.5), 0, args.repeat)
+        cpu_ms = (time.process_time() - cpu_clock) / args.repeat * 1e3
+        figures[f'{name}_ms'] = dict(median=statistics.median(times) * 1e3,
+                                     min=min(times) * 1e3, mean_cpu=cpu_ms, kept=kept)
+    return figures
 
 
 def machine_info(threads: int) -> dict:
@@ -351,7 +418,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.config is None:
         raise CLIError('a config file is needed (or --dcn-layer C H W)')
     cfg = load_config(args.config, args.cfg_options)
-    bench = dict(inference=bench_inference, train=bench_train, dataloader=bench_dataloader)
+    bench = dict(inference=bench_inference, train=bench_train, dataloader=bench_dataloader,
+                 nms=bench_nms)
     result = dict(config=args.config, task=args.task, machine=machine_info(args.threads),
                   settings=dict(shape=args.shape, batch_size=args.batch_size,
                                 repeat=args.repeat, warmup=args.warmup),

@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise CLIError(f'--calib-images must be positive, got {args.calib_images}')
     if args.int8 and args.batch_size != 1 and not args.dynamic:
         raise CLIError('--int8 calibrates on single images: use --batch-size 1 or --dynamic')
-    model = init_detector(args.config, args.checkpoint, cfg_options=args.cfg_options)
+    model = init_detector(args.config, args.checkpoint, cfg_options=args.cfg_options,
+                          fast_path=False)
     shape = (args.shape[0], args.shape[1])
     try:
         if args.int8:

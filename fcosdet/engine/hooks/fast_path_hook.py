@@ -15,8 +15,9 @@ class FastPathHook(Hook):
     forward), which would corrupt a model that is still being trained. So the hook acts only on
     the test loop (``Runner.test()``, run by ``tools/test.py``, after the checkpoint has been
     loaded), never on the validation loop of a training run, and refuses a training run that
-    starts after it has acted. ``tools/test.py`` adds it from ``--fast-path`` or the config's
-    ``fast_path`` key; it is not meant for training configs.
+    starts after it has acted. ``tools/test.py`` adds it with ``--fast-path``, the config's
+    ``fast_path`` key or, by default, ``DEFAULT_FAST_PATH`` (not with ``--no-fast-path``); it is
+    not meant for training configs (``ChannelsLastHook`` is the training counterpart).
 
     Args:
         fast_path: The selection, as for :func:`fcosdet.models.utils.parse_fast_path`.

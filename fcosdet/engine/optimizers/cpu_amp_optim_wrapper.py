@@ -1,8 +1,13 @@
-"""Mixed precision on CPU: bfloat16 autocast around the forward pass."""
+"""Mixed precision on CPU: bfloat16 autocast around the forward pass, always or where measured
+faster (``dtype='auto'``)."""
+import statistics
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
+from mmengine.dist import broadcast_object_list
+from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
 from torch import nn
 
@@ -17,19 +22,56 @@ class CPUAmpOptimWrapper(OptimWrapper):
     so no loss scaling is needed: parameters, gradients and optimizer state stay float32, while
     convolutions and matrix products run in bfloat16.
 
+    Whether bfloat16 is faster depends on the CPU *and* the work (oneDNN's bf16 kernels without
+    AMX: slower for R-50 inference at 800x1216, about twice as fast for the demo's training
+    step; docs/benchmark.md), so ``dtype='auto'`` decides by measuring: the first
+    ``probe_iters + 1`` iterations run in float32, the next ``probe_iters + 1`` in bfloat16 (the
+    first of each untimed), and training continues in whichever had the shorter median
+    iteration time (rank 0's choice under DDP). The decision is logged.
+
     Args:
-        dtype: Autocast dtype; only ``'bfloat16'`` is supported on CPU.
+        dtype: ``'bfloat16'`` (always) or ``'auto'`` (measured).
+        probe_iters: Timed iterations per precision with ``'auto'``.
         **kwargs: Arguments of :class:`~mmengine.optim.OptimWrapper`.
     """
 
-    def __init__(self, dtype: str = 'bfloat16', **kwargs) -> None:
-        if dtype != 'bfloat16':
-            raise ValueError(f'CPUAmpOptimWrapper: dtype must be "bfloat16", got {dtype!r}')
+    def __init__(self, dtype: str = 'bfloat16', probe_iters: int = 3, **kwargs) -> None:
+        if dtype not in ('bfloat16', 'auto'):
+            raise ValueError(f'CPUAmpOptimWrapper: dtype must be "bfloat16" or "auto", '
+                             f'got {dtype!r}')
+        if probe_iters < 1:
+            raise ValueError(f'CPUAmpOptimWrapper: probe_iters must be >= 1, got {probe_iters}')
         super().__init__(**kwargs)
         self.cast_dtype = torch.bfloat16
+        self.probe_iters = probe_iters
+        # None while probing; then whether autocast is on.
+        self.use_autocast: bool | None = True if dtype == 'bfloat16' else None
+        self._probe_times: list[float] = []
+        self._last_start: float | None = None
+
+    def _probe_autocast(self) -> bool:
+        """Autocast for this iteration while probing; records the previous iteration's time."""
+        now = time.perf_counter()
+        if self._last_start is not None:
+            self._probe_times.append(now - self._last_start)
+        self._last_start = now
+        per_mode = self.probe_iters + 1
+        if len(self._probe_times) < 2 * per_mode:
+            return len(self._probe_times) >= per_mode
+        fp32 = statistics.median(self._probe_times[1:per_mode])
+        bf16 = statistics.median(self._probe_times[per_mode + 1:])
+        decision = [bf16 < fp32]
+        broadcast_object_list(decision)  # every rank follows rank 0
+        self.use_autocast = decision[0]
+        MMLogger.get_current_instance().info(
+            f'CPUAmpOptimWrapper: median iteration {fp32:.4f} s in float32, {bf16:.4f} s in '
+            f'bfloat16; training continues in {"bfloat16" if self.use_autocast else "float32"}')
+        return self.use_autocast
 
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
-        """mmengine's context (gradient accumulation) plus CPU bfloat16 autocast."""
-        with super().optim_context(model), torch.autocast('cpu', dtype=self.cast_dtype):
+        """mmengine's context (gradient accumulation) plus CPU bfloat16 autocast when on."""
+        enabled = self.use_autocast if self.use_autocast is not None else self._probe_autocast()
+        with super().optim_context(model), torch.autocast('cpu', dtype=self.cast_dtype,
+                                                          enabled=enabled):
             yield

@@ -1,12 +1,16 @@
 from .bn_folding import fold_batchnorm, fused_conv_bn_params
 from .fast_path import (
+    DEFAULT_FAST_PATH,
     FAST_PATH_KEYS,
     FastPathSpec,
     apply_fast_path,
     autocast_method,
+    config_fast_path,
     cpu_supports_bf16,
     parse_fast_path,
+    to_channels_last,
 )
 
-__all__ = ['fold_batchnorm', 'fused_conv_bn_params', 'FAST_PATH_KEYS', 'FastPathSpec',
-           'apply_fast_path', 'autocast_method', 'cpu_supports_bf16', 'parse_fast_path']
+__all__ = ['fold_batchnorm', 'fused_conv_bn_params', 'DEFAULT_FAST_PATH', 'FAST_PATH_KEYS',
+           'FastPathSpec', 'apply_fast_path', 'autocast_method', 'config_fast_path',
+           'cpu_supports_bf16', 'parse_fast_path', 'to_channels_last']

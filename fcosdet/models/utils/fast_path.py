@@ -1,8 +1,10 @@
 """CPU inference fast paths of a detector: BN folding, channels-last and bfloat16 autocast.
 
 Selected by the top-level config key ``fast_path=dict(channels_last=..., fuse_bn=..., bf16=...)``
-or by names on the command line (``--fast-path channels_last fuse_bn bf16``). All are off by
-default; ``fuse_bn`` and ``channels_last`` keep fp32 numerics up to rounding, ``bf16`` does not.
+or by names on the command line (``--fast-path channels_last fuse_bn bf16``). Without the key,
+evaluation and inference (``tools/test.py``, ``init_detector``) use :data:`DEFAULT_FAST_PATH`,
+the exact fp32 fast path: ``fuse_bn`` and ``channels_last`` keep fp32 numerics up to rounding,
+``bf16`` does not. ``fast_path=None`` in a config (``--no-fast-path``) turns them all off.
 
 Shape letters: N images, H/W image height/width.
 """
@@ -17,6 +19,9 @@ from .bn_folding import fold_batchnorm
 
 FAST_PATH_KEYS = ('channels_last', 'fuse_bn', 'bf16')
 FastPathSpec = Mapping[str, bool] | Sequence[str] | None
+# What evaluation and inference use when the config has no `fast_path` key: exact in fp32 and
+# 0.75x the eager time of R-50 FCOS at 800x1216 on 2 CPU threads (docs/benchmark.md).
+DEFAULT_FAST_PATH = dict(channels_last=True, fuse_bn=True, bf16=False)
 
 
 def parse_fast_path(spec: FastPathSpec) -> dict[str, bool]:
@@ -51,6 +56,18 @@ def parse_fast_path(spec: FastPathSpec) -> dict[str, bool]:
             raise TypeError(f'fast_path.{key} must be a bool, got {value!r}')
         selected[key] = value
     return selected
+
+
+def config_fast_path(cfg: Mapping) -> dict[str, bool]:
+    """The fast paths a config selects: its top-level ``fast_path`` key, else the default.
+
+    Args:
+        cfg: A config (mapping) with an optional ``fast_path`` key (None: all off).
+
+    Returns:
+        dict[str, bool]: As :func:`parse_fast_path`; :data:`DEFAULT_FAST_PATH` without the key.
+    """
+    return parse_fast_path(cfg.get('fast_path', DEFAULT_FAST_PATH))
 
 
 def cpu_supports_bf16() -> bool:
@@ -121,6 +138,23 @@ def _to_channels_last_input(module: nn.Module, args: tuple) -> tuple:
     return args
 
 
+def to_channels_last(model: nn.Module) -> None:
+    """Put a detector in channels-last memory format, in place, for training or inference.
+
+    Weights (and so gradients and optimizer states) become NHWC, and a forward pre-hook converts
+    the image batch given to ``model.backbone``; every conv after it then works in NHWC, which
+    oneDNN runs faster than NCHW (forward and backward). Values are unchanged. Calling it again
+    adds nothing.
+
+    Args:
+        model (nn.Module): Detector with a ``backbone``.
+    """
+    model.to(memory_format=torch.channels_last)
+    hooks = model.backbone._forward_pre_hooks.values()
+    if _to_channels_last_input not in hooks:
+        model.backbone.register_forward_pre_hook(_to_channels_last_input)
+
+
 def apply_fast_path(model: nn.Module, spec: FastPathSpec) -> dict[str, bool]:
     """Switch an eval-mode detector to the selected fast paths, in place, for inference.
 
@@ -150,8 +184,7 @@ def apply_fast_path(model: nn.Module, spec: FastPathSpec) -> dict[str, bool]:
         for part in ('backbone', 'neck', 'bbox_head'):
             fold_batchnorm(getattr(model, part))
     if selected['channels_last']:
-        model.to(memory_format=torch.channels_last)
-        model.backbone.register_forward_pre_hook(_to_channels_last_input)
+        to_channels_last(model)
     if selected['bf16'] and not cpu_supports_bf16():
         warnings.warn('fast_path bf16: this CPU has no native bfloat16 support '
                       '(AVX512-BF16/AMX); running in float32')

@@ -68,7 +68,7 @@ def test_matches_greedy_reference(seed, spread, threshold):
 def test_row_chunking_gives_same_result(monkeypatch):
     boxes, scores = _random_scene(5, 90, 25)
     expected = _greedy_reference(boxes.tolist(), scores.tolist(), [0] * 90, 0.4)
-    monkeypatch.setattr(nms_module, '_CHUNK', 7)
+    monkeypatch.setattr(nms_module, '_BLOCK', 8)
     assert nms(boxes, scores, 0.4).tolist() == expected
 
 
@@ -101,3 +101,71 @@ def test_bad_input_raises():
         nms(torch.zeros(3, 4), torch.zeros(2), 0.5)
     with pytest.raises(ValueError, match='idxs'):
         batched_nms(torch.zeros(3, 4), torch.zeros(3), torch.zeros(2), 0.5)
+
+
+def _chain(num_boxes):
+    """Boxes of side 10 shifted by 2: IoU 8/12 with the next box, 6/14 with the one after."""
+    x = torch.arange(num_boxes, dtype=torch.float32) * 2
+    boxes = torch.stack([x, torch.zeros(num_boxes), x + 10, torch.full((num_boxes,), 10.0)], 1)
+    return boxes, torch.linspace(1, 0.01, num_boxes)
+
+
+@pytest.mark.parametrize('block', [8, 64])
+def test_long_suppression_chain(monkeypatch, block):
+    # Box 2i suppresses 2i+1, which is therefore gone and cannot suppress 2i+2: the kept boxes
+    # are the even ones, a chain of 2000 links (the old fixed-point loop ran 2000 steps).
+    monkeypatch.setattr(nms_module, '_BLOCK', block)
+    boxes, scores = _chain(2000)
+    assert nms(boxes, scores, 0.5).tolist() == list(range(0, 2000, 2))
+    # Reversed scores walk the chain from the other end.
+    assert nms(boxes, scores.flip(0), 0.5).tolist() == list(range(1999, -1, -2))
+
+
+def _crowd(seed, num_boxes):
+    """Heavily overlapping boxes of one place, scores on a coarse grid (many ties)."""
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num_boxes, 2, generator=gen, dtype=torch.float64) * 20 + 100
+    wh = torch.rand(num_boxes, 2, generator=gen, dtype=torch.float64) * 20 + 60
+    scores = (torch.rand(num_boxes, generator=gen, dtype=torch.float64) * 10).round() / 10
+    return torch.cat([xy, xy + wh], dim=1), scores
+
+
+@pytest.mark.parametrize('seed, threshold, block', [(0, 0.5, 64), (1, 0.8, 8), (2, 0.9, 16)])
+def test_dense_crowd_with_ties_matches_greedy_reference(monkeypatch, seed, threshold, block):
+    monkeypatch.setattr(nms_module, '_BLOCK', block)
+    boxes, scores = _crowd(seed, 300)
+    groups = torch.randint(0, 2, (300,), generator=torch.Generator().manual_seed(seed))
+    expected = _greedy_reference(boxes.tolist(), scores.tolist(), [0] * 300, threshold)
+    assert nms(boxes, scores, threshold).tolist() == expected
+    assert 1 < len(expected) < 300
+    expected = _greedy_reference(boxes.tolist(), scores.tolist(), groups.tolist(), threshold)
+    assert batched_nms(boxes, scores, groups, threshold).tolist() == expected
+
+
+def test_far_apart_tiles_are_skipped_but_negative_threshold_suppresses(monkeypatch):
+    monkeypatch.setattr(nms_module, '_BLOCK', 8)
+    boxes, scores = _random_scene(9, 40, 10)
+    boxes[20:] += 1000  # the second half never touches the first
+    expected = _greedy_reference(boxes.tolist(), scores.tolist(), [0] * 40, 0.3)
+    assert nms(boxes, scores, 0.3).tolist() == expected
+    # IoU 0 > -1: every box suppresses every later one, also across far-apart tiles.
+    assert nms(boxes, scores, -1.0).tolist() == [int(scores.argmax())]
+
+
+def test_compiled_op_is_used_when_importable(monkeypatch):
+    calls = []
+
+    def fake_compiled_nms(boxes, scores, iou_threshold):
+        # Textbook greedy on float boxes, visiting by decreasing (distinct) score.
+        calls.append(scores)
+        kept = _greedy_reference(boxes.tolist(), scores.tolist(), [0] * len(scores),
+                                 iou_threshold)
+        return torch.tensor(kept, dtype=torch.long)
+
+    monkeypatch.setattr(nms_module, '_COMPILED_NMS', fake_compiled_nms)
+    boxes, scores = _crowd(3, 120)
+    groups = torch.randint(0, 3, (120,), generator=torch.Generator().manual_seed(3)) * 7
+    expected = _greedy_reference(boxes.tolist(), scores.tolist(), groups.tolist(), 0.6)
+    assert batched_nms(boxes, scores, groups, 0.6).tolist() == expected
+    # Ties were broken before the call: the op saw distinct scores.
+    assert calls and calls[0].unique().numel() == 120
