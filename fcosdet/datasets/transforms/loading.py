@@ -4,6 +4,8 @@ Shape letters: M boxes of the image, H, W image height and width.
 """
 from __future__ import annotations
 
+import warnings
+
 import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -44,13 +46,18 @@ class LoadImageFromFile(BaseTransform):
         color_type: ``flag`` of :func:`mmcv.imfrombytes` (``'color'``, ``'unchanged'``, ...).
         imdecode_backend: Decoding backend of :func:`mmcv.imfrombytes`.
         backend_args: mmengine file backend arguments.
+        strict_size: When ``results`` holds the annotation file's ``height``/``width``, a
+            decoded image of another size is an error (default: a warning naming the image;
+            its boxes would land in the wrong place).
     """
 
     def __init__(self,
                  to_float32: bool = False,
                  color_type: str = 'color',
                  imdecode_backend: str = 'cv2',
-                 backend_args: dict | None = None) -> None:
+                 backend_args: dict | None = None,
+                 strict_size: bool = False) -> None:
+        self.strict_size = strict_size
         self.to_float32 = to_float32
         self.color_type = color_type
         self.imdecode_backend = imdecode_backend
@@ -81,10 +88,25 @@ class LoadImageFromFile(BaseTransform):
         if img is None or img.size == 0:
             raise ValueError(f'image file cannot be decoded (corrupt or not an image): {path}')
         img = to_three_channel_uint8(img)
+        self._check_size(results, img.shape[:2])
         results['img'] = img.astype(np.float32) if self.to_float32 else img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
         return results
+
+    def _check_size(self, results: dict, decoded: tuple[int, int]) -> None:
+        """Compare the decoded ``(h, w)`` with the annotation file's ``height``/``width``."""
+        expected = (results.get('height'), results.get('width'))
+        if None in expected or tuple(decoded) == expected:
+            return
+        hint = (' (rotated: EXIF orientation? color_type=\'color_ignore_orientation\' '
+                'keeps the stored pixels)' if tuple(decoded) == expected[::-1] else '')
+        msg = (f"image {results['img_path']} decodes to height x width {decoded[0]} x "
+               f'{decoded[1]}, but its annotation file says {expected[0]} x {expected[1]}'
+               f'{hint}')
+        if self.strict_size:
+            raise ValueError(msg)
+        warnings.warn(msg, stacklevel=2)
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(to_float32={self.to_float32}, '

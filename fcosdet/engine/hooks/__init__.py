@@ -1,7 +1,8 @@
 from .check_invalid_loss_hook import CheckInvalidLossHook, NonFiniteLossError
+from .checkpoint_hook import CheckpointHook, NonFiniteCheckpointError
 from .fast_path_hook import FastPathHook
 from .num_class_check_hook import NumClassCheckHook
 from .visualization_hook import DetVisualizationHook
 
-__all__ = ['CheckInvalidLossHook', 'NonFiniteLossError', 'FastPathHook', 'NumClassCheckHook',
-           'DetVisualizationHook']
+__all__ = ['CheckInvalidLossHook', 'NonFiniteLossError', 'CheckpointHook',
+           'NonFiniteCheckpointError', 'FastPathHook', 'NumClassCheckHook', 'DetVisualizationHook']
