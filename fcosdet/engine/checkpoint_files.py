@@ -9,13 +9,10 @@ half-written one under the final name. Half-written files keep the hidden name
 :class:`fcosdet.engine.hooks.CheckpointHook`), relative to the work dir so that a copied work
 dir resumes from its own files.
 """
-import logging
 import os
 import os.path as osp
 import re
 from collections.abc import Callable
-
-from mmengine.logging import print_log
 
 from .checkpoint_loading import CheckpointError, read_checkpoint
 
@@ -130,43 +127,37 @@ def _candidates(work_dir: str) -> list[str]:
 def _loads(path: str) -> str:
     """``''`` if the checkpoint at ``path`` reads, else why not."""
     try:
-        read_checkpoint(path, mmap='://' not in path and osp.isfile(path))
+        read_checkpoint(path)
     except CheckpointError as err:
         return str(err)
     return ''
 
 
-def find_resume_checkpoint(work_dir: str) -> str | None:
+def find_resume_checkpoint(work_dir: str) -> tuple[str | None, list[str]]:
     """The checkpoint ``--resume`` (without a file) continues from.
 
     The one named by ``last_checkpoint`` if it loads; else the newest ``epoch_N.pth`` /
-    ``iter_N.pth`` of the work dir that loads, with a warning naming each skipped file and why.
+    ``iter_N.pth`` of the work dir that loads.
 
     Args:
         work_dir: The run's work dir.
 
     Returns:
-        The checkpoint path, or None when the work dir holds no loadable checkpoint.
+        The checkpoint path (None when the work dir holds no loadable checkpoint), and why each
+        skipped candidate was skipped (empty when ``last_checkpoint`` was used).
     """
     named, why = read_last_checkpoint(work_dir)
     if named is not None:
         why = _loads(named)
         if not why:
-            return named
+            return named, []
     tried = {osp.abspath(named)} if named else set()
     skipped = [why] if osp.isfile(osp.join(work_dir, LAST_CHECKPOINT)) else []
-    chosen = None
     for path in _candidates(work_dir) if osp.isdir(work_dir) else []:
         if osp.abspath(path) in tried:
             continue
         why = _loads(path)
         if not why:
-            chosen = path
-            break
+            return path, skipped
         skipped.append(why)
-    for why in skipped:
-        print_log(f'--resume: skipped: {why}', logger='current', level=logging.WARNING)
-    if chosen is not None and skipped:
-        print_log(f'--resume: resuming from {chosen}, the newest checkpoint that loads',
-                  logger='current', level=logging.WARNING)
-    return chosen
+    return None, skipped

@@ -34,22 +34,19 @@ class CheckpointError(ValueError):
 def _unpickler_detail(err: Exception) -> str:
     """The one informative line of torch's weights-only unpickling error."""
     text = str(err)
-    if 'WeightsUnpickler error:' not in text:
-        return text.splitlines()[0] if text else type(err).__name__
+    if 'WeightsUnpickler error:' not in text:  # first sentence of the first line
+        return text.splitlines()[0].split('. ')[0] if text.strip() else 'no data'
     tail = text.split('WeightsUnpickler error:', 1)[1]
     line = next((ln.strip() for ln in tail.splitlines() if ln.strip()), '')
     return line.split(' was not an allowed global')[0]
 
 
-def read_checkpoint(filename: str, map_location: str | Callable = 'cpu',
-                    mmap: bool = False) -> dict:
+def read_checkpoint(filename: str, map_location: str | Callable = 'cpu') -> dict:
     """Read a checkpoint file with ``weights_only=True``.
 
     Args:
         filename: Local path, or a URI of any mmengine file backend (``https://``, ``s3://``).
         map_location: Where to map the tensors (see :func:`torch.load`).
-        mmap: Map a local file instead of reading it (cheap validity check of large files;
-            needs the zip format of torch >= 1.6).
 
     Returns:
         The checkpoint, a dict.
@@ -62,8 +59,7 @@ def read_checkpoint(filename: str, map_location: str | Callable = 'cpu',
     try:
         if '://' in filename:
             source = io.BytesIO(fileio.get(filename))
-        checkpoint = torch.load(source, map_location=map_location, weights_only=True,
-                                mmap=mmap or None)
+        checkpoint = torch.load(source, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f'checkpoint file not found: {filename}') from None
     except IsADirectoryError:
@@ -76,7 +72,7 @@ def read_checkpoint(filename: str, map_location: str | Callable = 'cpu',
                 'checkpoints with weights_only=True') from None
         raise CheckpointError(
             f'checkpoint {filename} cannot be read: truncated, empty or not a PyTorch '
-            f'checkpoint ({type(err).__name__}: {_unpickler_detail(err)[:120]})') from None
+            f'checkpoint ({type(err).__name__}: {_unpickler_detail(err)})') from None
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
                               'not a dict of weights')

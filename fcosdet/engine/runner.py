@@ -110,7 +110,9 @@ class DetRunner(Runner):
         checkpoint that loads, warning about each one skipped.
         """
         if self._resume and self._load_from is None and not self._has_loaded:
-            self._load_from = find_resume_checkpoint(self.work_dir)
+            self._load_from, skipped = find_resume_checkpoint(self.work_dir)
+            for why in skipped:
+                self.logger.warning(f'--resume: skipped: {why}')
             if self._load_from is None:
                 self.logger.warning(f'--resume: no checkpoint in {self.work_dir}; training '
                                     'starts from scratch')
