@@ -31,14 +31,15 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be read, or does not fit the model."""
 
 
-def _unpickler_detail(err: Exception) -> str:
-    """The one informative line of torch's weights-only unpickling error."""
+def _error_detail(err: Exception) -> str:
+    """The one informative line of a torch loading error (no advice to unpickle unsafely)."""
     text = str(err)
-    if 'WeightsUnpickler error:' not in text:  # first sentence of the first line
+    if 'Weights only load failed' not in text:  # first sentence of the first line
         return text.splitlines()[0].split('. ')[0] if text.strip() else 'no data'
-    tail = text.split('WeightsUnpickler error:', 1)[1]
-    line = next((ln.strip() for ln in tail.splitlines() if ln.strip()), '')
-    return line.split(' was not an allowed global')[0]
+    lines = [ln.strip() for ln in text.splitlines()]
+    line = next((ln for ln in lines if 'nsupported' in ln or 'GLOBAL' in ln), 'refused')
+    line = line.split('WeightsUnpickler error:')[-1].strip()
+    return re.split(r' was not an allowed global| whose module|\. ', line)[0]
 
 
 def read_checkpoint(filename: str, map_location: str | Callable = 'cpu') -> dict:
@@ -65,14 +66,14 @@ def read_checkpoint(filename: str, map_location: str | Callable = 'cpu') -> dict
     except IsADirectoryError:
         raise CheckpointError(f'checkpoint {filename} is a folder, not a file') from None
     except Exception as err:  # torch raises many types on bad bytes
-        if 'WeightsUnpickler' in str(err):
+        if 'Weights only load failed' in str(err):
             raise CheckpointError(
                 f'checkpoint {filename} is corrupt or holds Python objects other than tensors '
-                f'and plain containers ({_unpickler_detail(err)}); fcosdet only loads '
+                f'and plain containers ({_error_detail(err)}); fcosdet only loads '
                 'checkpoints with weights_only=True') from None
         raise CheckpointError(
             f'checkpoint {filename} cannot be read: truncated, empty or not a PyTorch '
-            f'checkpoint ({type(err).__name__}: {_unpickler_detail(err)})') from None
+            f'checkpoint ({type(err).__name__}: {_error_detail(err)})') from None
     if not isinstance(checkpoint, Mapping):
         raise CheckpointError(f'checkpoint {filename} holds a {type(checkpoint).__name__}, '
                               'not a dict of weights')

@@ -58,30 +58,39 @@ def tmp_files(work_dir: Path) -> list[str]:
     return sorted(p.name for p in work_dir.glob('.*.tmp')) if work_dir.is_dir() else []
 
 
-def kill_during_save(config: Path, work_dir: Path, min_saved: int = 2,
+def _is_ckpt_tmp(name: str) -> bool:
+    return name.startswith('.iter_') and name.endswith('.tmp')
+
+
+def kill_during_save(config: Path, work_dir: Path, min_saved: int = 2, *extra: str,
                      timeout: float = 300) -> bool:
     """Start a training run and kill -9 it while a checkpoint is being written.
 
-    Polls the work dir; once ``iter_<min_saved>.pth`` or a later checkpoint exists and a
-    temporary save file appears, the process is killed at once.
+    Polls the work dir; once ``iter_<min_saved>.pth`` or a later checkpoint exists and the
+    temporary file of a checkpoint save appears, the process is killed at once. With mmengine's
+    own hook and ``max_keep_ckpts=1`` the previous checkpoint is already gone at that moment.
+
+    Args:
+        extra: More tools/train.py arguments (``'--resume'``).
 
     Returns:
-        True if the kill landed mid-save (the temporary file is still there afterwards); False
-        if the save finished first or the run ended before a kill.
+        True if the kill landed mid-save (the checkpoint's temporary file is still there
+        afterwards); False if the save finished first or the run ended before a kill.
     """
+    work_dir.mkdir(parents=True, exist_ok=True)
     log = open(work_dir.parent / f'{work_dir.name}.log', 'w')
     proc = subprocess.Popen([sys.executable, 'tools/train.py', str(config), '--work-dir',
-                             str(work_dir)], cwd=REPO, env=_env(), stdout=log,
+                             str(work_dir), *extra], cwd=REPO, env=_env(), stdout=log,
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None and time.monotonic() < deadline:
-            names = os.listdir(work_dir) if work_dir.is_dir() else []
+            names = os.listdir(work_dir)
             saved = [int(n[5:-4]) for n in names if n.startswith('iter_') and n.endswith('.pth')]
-            if saved and max(saved) >= min_saved and any(n.endswith('.tmp') for n in names):
+            if saved and max(saved) >= min_saved and any(_is_ckpt_tmp(n) for n in names):
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
-                return bool(tmp_files(work_dir))
+                return any(_is_ckpt_tmp(n) for n in tmp_files(work_dir))
             time.sleep(0.0005)
         return False
     finally:
