@@ -78,8 +78,8 @@ def test_malicious_checkpoint_never_runs_code(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f'publish_model.py: error: checkpoint {evil} is corrupt or holds Python objects other '
-        'than tensors and plain containers (Trying to load unsupported GLOBAL posix.system); fcosdet '
-        'only loads checkpoints with weights_only=True')
+        'than tensors and plain containers (Trying to load unsupported GLOBAL posix.system); '
+        'fcosdet only loads checkpoints with weights_only=True')
     assert not marker.exists() and not list(tmp_path.glob('out*'))
 
 
