@@ -8,6 +8,7 @@ import argparse
 import json
 
 from fcosdet.datasets.demo_dataset import generate_demo_dataset
+from fcosdet.utils.cli import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)
