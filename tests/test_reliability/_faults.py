@@ -83,11 +83,13 @@ def kill_during_save(config: Path, work_dir: Path, min_saved: int = 2, *extra: s
                              str(work_dir), *extra], cwd=REPO, env=_env(), stdout=log,
                             stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
+    newest = 0  # mmengine's hook may already have removed every finished checkpoint
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             names = os.listdir(work_dir)
-            saved = [int(n[5:-4]) for n in names if n.startswith('iter_') and n.endswith('.pth')]
-            if saved and max(saved) >= min_saved and any(_is_ckpt_tmp(n) for n in names):
+            newest = max([newest] + [int(n[5:-4]) for n in names
+                                     if n.startswith('iter_') and n.endswith('.pth')])
+            if newest >= min_saved and any(_is_ckpt_tmp(n) for n in names):
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait()
                 return any(_is_ckpt_tmp(n) for n in tmp_files(work_dir))
