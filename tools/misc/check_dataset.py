@@ -1,8 +1,9 @@
 """Check a config's datasets before training: ``python tools/misc/check_dataset.py CONFIG``.
 
-Reads each annotation file (every check of ``CocoDataset`` runs) and the header of every image
-(nothing is decoded): a missing or unreadable image, or one whose size differs from the
-``width``/``height`` of its annotation, is reported with its path, one line each. Exits with
+Reads each annotation file (every check of ``CocoDataset`` runs; a bad file is reported and the
+other splits are still checked) and the header of every image (nothing is decoded): a missing or
+unreadable image, or one whose size differs from the ``width``/``height`` of its annotation, is
+reported with its path, one line each. Exits with
 status 1 if anything is wrong, so a long run does not stop at iteration 3,000.
 
 Example::
@@ -20,6 +21,7 @@ from PIL import Image
 from fcosdet.registry import DATASETS
 from fcosdet.utils import register_all_modules
 from fcosdet.utils.cli import CLIError, load_config, run_cli
+from fcosdet.utils.error_format import error_message
 
 SPLITS = ('train', 'val', 'test')
 _ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height when decoded
@@ -94,7 +96,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f'{split}: same dataset as {args.splits[seen.index(dataset_cfg)]}')
             continue
         seen.append(dataset_cfg)
-        num_images, problems = check_split(cfg, split)
+        try:
+            num_images, problems = check_split(cfg, split)
+        except Exception as err:  # a bad annotation file: report it, check the other splits
+            num_images, problems = 0, [error_message(err, cfg)]
         for problem in problems[:_MAX_LISTED]:
             print(f'{split}: {problem}')
         more = f' (first {_MAX_LISTED} listed)' if len(problems) > _MAX_LISTED else ''
