@@ -8,7 +8,6 @@ import argparse
 import json
 
 from fcosdet.datasets.demo_dataset import generate_demo_dataset
-from fcosdet.utils.cli import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    run_cli(main)
+    main()
