@@ -11,7 +11,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.dist import master_only
 from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
+from mmengine.runner import BaseLoop, Runner
 from torch import nn
 
 from fcosdet.registry import RUNNERS
@@ -78,8 +78,10 @@ class DetRunner(Runner):
         2.6) and only warns about shape mismatches; this one reads with
         :func:`~fcosdet.engine.checkpoint_loading.read_checkpoint` and loads with
         :func:`~fcosdet.engine.checkpoint_loading.load_model_weights`. A partial load
-        (mismatched or missing tensors skipped with a warning) is allowed unless ``strict`` or
-        the config's ``allow_partial_load=False`` (set by ``tools/test.py``).
+        (mismatched or missing tensors skipped with a warning) is allowed in training (e.g.
+        fine-tuning from ``load_from`` with another ``num_classes``) and an error in test/val,
+        unless ``strict`` or the config key ``allow_partial_load`` says otherwise
+        (``tools/test.py --allow-partial-load`` sets it).
 
         Args:
             filename: Checkpoint file or URI.
@@ -95,7 +97,9 @@ class DetRunner(Runner):
         decode_checkpoint(checkpoint)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
-        allow_partial = not strict and self.cfg.get('allow_partial_load', True)
+        # default: partial only when training (fine-tuning from `load_from`), strict for test/val
+        training = isinstance(self._train_loop, BaseLoop)
+        allow_partial = not strict and self.cfg.get('allow_partial_load', training)
         load_model_weights(model, checkpoint, filename, allow_partial,
                            tuple(revise_keys or DEFAULT_REVISE_KEYS))
         self._has_loaded = True

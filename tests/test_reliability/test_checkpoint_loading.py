@@ -151,3 +151,19 @@ def test_inference_detector_gray_equals_replicated_bgr(tiny_config):
     a, b = inference_detector(model, [gray, np.repeat(gray[..., None], 3, axis=2)])
     torch.testing.assert_close(a.pred_instances.scores, b.pred_instances.scores)
     torch.testing.assert_close(a.pred_instances.bboxes, b.pred_instances.bboxes)
+
+
+def test_runner_is_strict_outside_training_and_partial_when_fine_tuning(tmp_path):
+    from ._toy import toy_runner
+    path = tmp_path / 'wide.pth'
+    torch.save(dict(state_dict={'fc.weight': torch.ones(1, 3), 'fc.bias': torch.full((1,), 2.)}),
+               path)
+    runner = toy_runner(tmp_path / 'wd', max_iters=1, name='strict')
+    with pytest.raises(CheckpointError, match=r'fc.weight \(checkpoint \[1, 3\], model \[1, 2\]\)'):
+        runner.load_checkpoint(str(path))  # test/val: the train loop is not built
+    runner.train()  # builds the train loop: loading now means fine-tuning
+    runner.load_checkpoint(str(path))
+    assert runner.model.fc.bias.item() == 2.0 and runner.model.fc.weight.shape == (1, 2)
+    runner.cfg['allow_partial_load'] = False  # what tools/test.py sets without the flag
+    with pytest.raises(CheckpointError):
+        runner.load_checkpoint(str(path))

@@ -19,6 +19,9 @@ CONTRACT = [
     (Runner.load_or_resume, 'resume_from = self._load_from',
      'DetRunner.load_or_resume: a set _load_from is resumed from'),
     (Runner.load_or_resume, 'if self._has_loaded', 'DetRunner reads _has_loaded'),
+    (Runner.train, 'self._train_loop = self.build_train_loop(',
+     'DetRunner.load_checkpoint: a built train loop means training (partial loads allowed)'),
+    (Runner.train, 'self.load_or_resume()', 'loading happens after the train loop is built'),
     (Runner.resume, 'self.load_checkpoint(', "resume loads through DetRunner.load_checkpoint "
                                               "(weights_only, message hub decoding)"),
     (Runner.resume, "self.message_hub.load_state_dict(checkpoint['message_hub'])",
@@ -44,6 +47,13 @@ CONTRACT = [
     (MMEngineCheckpointHook.after_train_iter, 'self._save_checkpoint(runner)',
      'CheckpointHook.after_train_iter confirms before mmengine may save'),
 ]
+
+
+def test_test_and_val_do_not_build_the_train_loop():
+    for function in (Runner.test, Runner.val):
+        assert 'build_train_loop' not in inspect.getsource(function), (
+            f'{function.__qualname__} builds the train loop: DetRunner.load_checkpoint would '
+            'load test checkpoints partially')
 
 
 @pytest.mark.parametrize('function, text, reason', CONTRACT,
