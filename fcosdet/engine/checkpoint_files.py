@@ -95,9 +95,9 @@ def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
 def read_last_checkpoint(work_dir: str) -> tuple[str | None, str]:
     """The checkpoint named by ``<work_dir>/last_checkpoint``.
 
-    A relative name is taken relative to the work dir. An absolute name whose file is gone but
-    whose file name exists in this work dir (a copied work dir written by mmengine's hook) is
-    taken from this work dir.
+    A relative name is taken relative to the work dir. For an absolute name (written by
+    mmengine's hook) a file of the same name in this work dir wins, so that a copied work dir
+    resumes from its own files even while the original ones still exist.
 
     Returns:
         ``(path, '')``, or ``(None, why)`` when there is no usable name.
@@ -112,9 +112,7 @@ def read_last_checkpoint(work_dir: str) -> tuple[str | None, str]:
     if not osp.isabs(name) and '://' not in name:
         return osp.join(work_dir, name), ''
     local = osp.join(work_dir, osp.basename(name))
-    if not osp.exists(name) and osp.isfile(local):
-        return local, ''
-    return name, ''
+    return (local if osp.isfile(local) else name), ''
 
 
 def _candidates(work_dir: str) -> list[str]:
