@@ -72,16 +72,16 @@ def build_runner(cfg: Config) -> Runner:
 
 def _config_of_argv(argv: Sequence[str]) -> Config | None:
     """The config of a command line (its first ``.py`` file plus ``--cfg-options``), if any."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
-    known, rest = parser.parse_known_args(argv)
-    path = next((a for a in rest if a.endswith('.py') and osp.isfile(a)), None)
     try:
+        known, rest = parser.parse_known_args(argv)
+        path = next((a for a in rest if a.endswith('.py') and osp.isfile(a)), None)
         cfg = Config.fromfile(path) if path else None
         if cfg is not None:
             cfg.merge_from_dict(known.cfg_options)
         return cfg
-    except Exception:  # only used to name a key in a message
+    except (Exception, SystemExit):  # only used to name a key in a message
         return None
 
 
