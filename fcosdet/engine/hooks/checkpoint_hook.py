@@ -60,6 +60,10 @@ class CheckpointHook(MMEngineCheckpointHook):
     unconfirmed checkpoint may exist besides them between a save and the next iteration.
     """
 
+    # set by before_train; outside training (e.g. runner.val() alone) mmengine's behaviour
+    _local = False
+    _pending: str | None = None
+
     def before_train(self, runner: Runner) -> None:
         """Set up like mmengine (its pruning deferred to confirmation) and clean stale files."""
         kept = list(runner.message_hub.get_info('keep_ckpt_ids', []))
@@ -69,7 +73,7 @@ class CheckpointHook(MMEngineCheckpointHook):
         runner.message_hub.update_info('keep_ckpt_ids', kept)
         self._local = (not self.backend_args and not self.file_client_args
                        and '://' not in str(self.out_dir))
-        self._pending: str | None = None
+        self._pending = None
         if not self._local:
             return
         self._rebase_best_path()
@@ -98,13 +102,13 @@ class CheckpointHook(MMEngineCheckpointHook):
     def after_train_iter(self, runner: Runner, batch_idx: int, data_batch: object = None,
                          outputs: dict | None = None) -> None:
         """Confirm the pending checkpoint if this iteration's loss is finite, then save."""
-        if getattr(self, '_pending', None) and not non_finite_terms(outputs):
+        if self._pending and not non_finite_terms(outputs):
             self._confirm(runner)
         super().after_train_iter(runner, batch_idx, data_batch, outputs)
 
     def after_train(self, runner: Runner) -> None:
         """Training ended normally: its last checkpoint is confirmed."""
-        if getattr(self, '_pending', None):
+        if self._pending:
             self._confirm(runner)
         super().after_train(runner)
 
