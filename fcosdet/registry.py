@@ -68,5 +68,6 @@ VISBACKENDS = Registry(
     'vis_backend', parent=MMENGINE_VISBACKENDS, locations=['fcosdet.visualization'])
 LOG_PROCESSORS = Registry(
     'log_processor', parent=MMENGINE_LOG_PROCESSORS, locations=['fcosdet.engine'])
-INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS, locations=['fcosdet.apis'])
+# fcosdet has no inferencer (``fcosdet.apis`` registers nothing): no location to import.
+INFERENCERS = Registry('inferencer', parent=MMENGINE_INFERENCERS)
 FUNCTIONS = Registry('function', parent=MMENGINE_FUNCTIONS, locations=['fcosdet.models'])

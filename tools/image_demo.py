@@ -1,9 +1,13 @@
 """Detect objects in one image and draw the predictions.
 
-Example::
+Example (files of the README's demo, command 1)::
 
-    python tools/image_demo.py demo.jpg configs/fcos/fcos_r50.py fcos.pth --out-file result.png
-    python tools/image_demo.py demo.jpg configs/fcos/fcos_r50.py fcos.onnx --backend onnxruntime
+    python tools/image_demo.py data/fcos_demo/val/000001.png \
+        configs/fcos/fcos_r18_fpn_gn-head_demo.py \
+        work_dirs/fcos_r18_fpn_gn-head_demo/epoch_40.pth --out-file result.png
+    # the same with the network in onnxruntime (.onnx file of tools/deployment/pytorch2onnx.py)
+    python tools/image_demo.py data/fcos_demo/val/000001.png \
+        configs/fcos/fcos_r18_fpn_gn-head_demo.py fcos_demo.onnx --backend onnxruntime
 """
 import argparse
 from collections.abc import Sequence

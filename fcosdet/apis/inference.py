@@ -16,26 +16,9 @@ from fcosdet.engine.checkpoint_loading import load_checkpoint_checked
 from fcosdet.models.utils import apply_fast_path, parse_fast_path
 from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
 from fcosdet.structures import DetDataSample
-from fcosdet.utils import register_all_modules
+from fcosdet.utils import load_config, register_all_modules
 
 ImageInput = str | Path | np.ndarray
-
-
-def _load_config(config: str | Path | Config, cfg_options: dict | None) -> Config:
-    """Read ``config`` (a path or a Config, which is copied) and merge ``cfg_options``."""
-    if isinstance(config, (str, Path)):
-        if not Path(config).is_file():
-            raise FileNotFoundError(f'config file not found: {config}')
-        config = Config.fromfile(str(config))
-    elif isinstance(config, Config):
-        config = copy.deepcopy(config)
-    else:
-        raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
-    if cfg_options is not None:
-        config.merge_from_dict(cfg_options)
-    if 'model' not in config:
-        raise KeyError(f'config {config.filename or "<Config>"} has no `model` key')
-    return config
 
 
 def _config_dataset_meta(cfg: Config, model: nn.Module) -> dict:
@@ -114,7 +97,8 @@ def init_detector(config: str | Path | Config,
         checkpoint: Checkpoint file (ONNX file for onnxruntime), or None for randomly
             initialised weights (pytorch only).
         device: Device of the model, e.g. ``'cpu'`` or ``'cuda:0'`` (onnxruntime: ``'cpu'``).
-        cfg_options: Overrides merged into the config (``{'a.b': value}`` style).
+        cfg_options: Overrides merged into the config (``{'a.b': value}`` style), checked as
+            ``--cfg-options`` are (:func:`fcosdet.utils.load_config`).
         backend: ``'pytorch'`` or ``'onnxruntime'``.
         allow_partial_load: Load a checkpoint that does not fit the model (other
             ``num_classes``, missing tensors) partially, with a warning, instead of raising
@@ -125,12 +109,15 @@ def init_detector(config: str | Path | Config,
 
     Raises:
         FileNotFoundError: If the config or checkpoint file does not exist.
-        ValueError: An unknown backend, a checkpoint that does not suit the backend, or
-            onnxruntime on a non-CPU device.
-        KeyError, TypeError: A bad ``fast_path`` key or value in the config.
+        ValueError: An unknown backend, a checkpoint that does not suit the backend,
+            onnxruntime on a non-CPU device, or a config file that cannot be parsed.
+        KeyError, TypeError: A bad ``cfg_options`` key, or a bad ``fast_path`` key or value in
+            the config.
     """
     check_backend(backend, checkpoint)
-    cfg = _load_config(config, cfg_options)
+    cfg = load_config(config, cfg_options)
+    if 'model' not in cfg:
+        raise KeyError(f'config {cfg.filename or "<Config>"} has no `model` key')
     fast_path = parse_fast_path(cfg.get('fast_path'))  # a bad key fails before building
     if checkpoint is not None and '://' not in checkpoint and not Path(checkpoint).is_file():
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
@@ -146,6 +133,26 @@ def init_detector(config: str | Path | Config,
     if backend == 'pytorch':
         apply_fast_path(model, fast_path)
     return model
+
+
+def init_ort_detector(config: str | Path | Config, onnx_file: str,
+                      cfg_options: dict | None = None,
+                      num_threads: int | None = None) -> nn.Module:
+    """``init_detector(config, onnx_file, backend='onnxruntime')`` with a thread count.
+
+    Args:
+        config: Config file or Config of the exported model.
+        onnx_file: ONNX file of that model.
+        cfg_options: Overrides merged into the config (checked as in :func:`init_detector`).
+        num_threads: onnxruntime intra-op threads (None: ``torch.get_num_threads()``).
+
+    Returns:
+        An :class:`fcosdet.deployment.ORTDetector` in eval mode, with ``cfg`` and
+        ``dataset_meta``.
+    """
+    cfg = load_config(config, cfg_options)
+    cfg.model = ort_model_cfg(cfg.get('model', {}), onnx_file, num_threads)
+    return init_detector(cfg, onnx_file, backend='onnxruntime')
 
 
 def check_image_array(img: np.ndarray) -> None:

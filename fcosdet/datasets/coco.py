@@ -5,7 +5,6 @@ C classes.
 """
 from __future__ import annotations
 
-import colorsys
 import os.path as osp
 import warnings
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from fcosdet.registry import DATASETS
+from fcosdet.visualization.palette import generate_palette
 
 from .coco_ann import CocoAnnotations, read_coco_json
 
@@ -29,24 +29,6 @@ COCO_CLASSES: tuple[str, ...] = (
     'remote', 'keyboard', 'cell phone', 'microwave', 'oven', 'toaster', 'sink',
     'refrigerator', 'book', 'clock', 'vase', 'scissors', 'teddy bear', 'hair drier',
     'toothbrush')
-
-
-def class_palette(num_classes: int) -> list[tuple[int, int, int]]:
-    """Deterministic, well separated RGB colours, one per class.
-
-    Args:
-        num_classes: Number of classes C.
-
-    Returns:
-        C ``(r, g, b)`` tuples of ints in [0, 255].
-    """
-    colours = []
-    for i in range(num_classes):
-        # golden-ratio hue steps keep neighbouring labels apart in colour
-        hue = (i * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hsv_to_rgb(hue, 0.8, 0.95 if i % 2 == 0 else 0.75)
-        colours.append((round(r * 255), round(g * 255), round(b * 255)))
-    return colours
 
 
 @DATASETS.register_module()
@@ -76,7 +58,7 @@ class CocoDataset(BaseDataset):
             ``pipeline``, ``serialize_data``, ``indices``, ``lazy_init``, ...).
     """
 
-    METAINFO: dict = dict(classes=COCO_CLASSES, palette=class_palette(len(COCO_CLASSES)))
+    METAINFO: dict = dict(classes=COCO_CLASSES, palette=generate_palette(len(COCO_CLASSES)))
 
     def __init__(self,
                  ann_file: str = '',
@@ -177,7 +159,7 @@ class CocoDataset(BaseDataset):
         if 'palette' in self._user_meta_keys:
             raise ValueError(f"CocoDataset: metainfo['palette'] has {len(palette or [])} "
                              f'colours for {num_classes} classes')
-        self._metainfo['palette'] = class_palette(num_classes)
+        self._metainfo['palette'] = generate_palette(num_classes)
 
     def filter_data(self) -> list[dict]:
         """Drop images without usable boxes or too small (training only).

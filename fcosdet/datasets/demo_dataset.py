@@ -30,8 +30,9 @@ import cv2
 import numpy as np
 
 from fcosdet.registry import DATASETS
+from fcosdet.visualization.palette import generate_palette
 
-from .coco import CocoDataset, class_palette
+from .coco import CocoDataset
 
 DEMO_CLASSES: tuple[str, ...] = ('ellipse', 'rectangle', 'triangle', 'cross')
 # Non-contiguous on purpose: exercises the category-id -> label mapping of CocoDataset.
@@ -383,7 +384,7 @@ class DemoCocoDataset(CocoDataset):
             ``pipeline``, ...).
     """
 
-    METAINFO: dict = dict(classes=DEMO_CLASSES, palette=class_palette(len(DEMO_CLASSES)))
+    METAINFO: dict = dict(classes=DEMO_CLASSES, palette=generate_palette(len(DEMO_CLASSES)))
 
     def __init__(self, data_root: str = '', demo_cfg: dict | None = None, **kwargs) -> None:
         demo_cfg = dict(demo_cfg or {})

@@ -3,8 +3,7 @@ from .backends import BACKENDS, check_backend
 from .onnx_export import HeadOutputs, export_onnx, output_names
 from .onnx_quantize import calibration_inputs, quantize_onnx
 from .optional import require
-from .ort_detector import ORTDetector, init_ort_detector, ort_model_cfg
+from .ort_detector import ORTDetector, ort_model_cfg
 
 __all__ = ['BACKENDS', 'check_backend', 'HeadOutputs', 'export_onnx', 'output_names', 'require',
-           'ORTDetector', 'init_ort_detector', 'ort_model_cfg', 'calibration_inputs',
-           'quantize_onnx']
+           'ORTDetector', 'ort_model_cfg', 'calibration_inputs', 'quantize_onnx']

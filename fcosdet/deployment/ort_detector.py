@@ -3,12 +3,10 @@
 Shape letters: N images, L levels, C classes, H/W input height/width, H_l/W_l level size.
 """
 import copy
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from mmengine.model import BaseModel
 from torch import Tensor
 
@@ -138,31 +136,3 @@ def ort_model_cfg(model_cfg: dict, onnx_file: str, num_threads: int | None = Non
                 test_cfg=copy.deepcopy(model_cfg.get('test_cfg')),
                 data_preprocessor=copy.deepcopy(model_cfg.get('data_preprocessor')),
                 num_threads=num_threads)
-
-
-def init_ort_detector(config: str | os.PathLike | Config, onnx_file: str,
-                      cfg_options: dict | None = None,
-                      num_threads: int | None = None) -> ORTDetector:
-    """``init_detector(config, onnx_file, backend='onnxruntime')`` with a thread count.
-
-    Args:
-        config: Config file or Config of the exported model.
-        onnx_file: ONNX file of that model.
-        cfg_options: Overrides merged into the config.
-        num_threads: onnxruntime intra-op threads (None: ``torch.get_num_threads()``).
-
-    Returns:
-        ORTDetector: In eval mode, with ``cfg`` and ``dataset_meta``.
-    """
-    from fcosdet.apis import init_detector
-
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-    elif Path(config).is_file():
-        cfg = Config.fromfile(str(config))
-    else:
-        raise FileNotFoundError(f'config file not found: {config}')
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    cfg.model = ort_model_cfg(cfg.model, onnx_file, num_threads)
-    return init_detector(cfg, onnx_file, backend='onnxruntime')

@@ -85,15 +85,3 @@ def init_cpu_dist(launcher: str, timeout_s: int = 1800) -> None:
         backend='gloo', init_method='env://', timeout=datetime.timedelta(seconds=timeout_s))
     print_log(f'CUDA is not available: started a gloo process group (rank '
               f'{torch_dist.get_rank()} of {torch_dist.get_world_size()})', logger='current')
-
-
-def shutdown_dist() -> None:
-    """Wait for every rank, then destroy the process group (no-op when none was started).
-
-    Called by the tools after a successful run. Left to interpreter exit, gloo's background
-    threads can still be running while the group is torn down, and a rank then aborts
-    ("terminate called without an active exception") although its work is done.
-    """
-    if torch_dist.is_available() and torch_dist.is_initialized():
-        torch_dist.barrier()
-        torch_dist.destroy_process_group()

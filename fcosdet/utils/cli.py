@@ -8,9 +8,10 @@ from collections.abc import Callable, Mapping, Sequence
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from fcosdet.engine.dist import shutdown_dist
+from fcosdet.registry import RUNNERS
 
-from .config_utils import check_cfg_options
+from . import config_utils
+from .dist_utils import shutdown_dist
 from .error_format import error_message
 
 
@@ -19,11 +20,11 @@ class CLIError(Exception):
 
 
 def load_config(path: str, cfg_options: Mapping[str, object] | None = None) -> Config:
-    """Load a config file and apply checked ``--cfg-options`` overrides.
+    """:func:`fcosdet.utils.config_utils.load_config` for the tools: errors become a CLIError.
 
     Args:
         path: Config file.
-        cfg_options: Parsed ``key=value`` overrides (see
+        cfg_options: Parsed ``--cfg-options`` overrides (see
             :func:`fcosdet.utils.config_utils.check_cfg_options` for which keys are accepted).
 
     Returns:
@@ -32,19 +33,10 @@ def load_config(path: str, cfg_options: Mapping[str, object] | None = None) -> C
     Raises:
         CLIError: The file does not exist or cannot be parsed, or an override key is bad.
     """
-    if not osp.isfile(path):
-        raise CLIError(f'config file not found: {path}')
     try:
-        cfg = Config.fromfile(path)
-    except Exception as err:  # any parse/import error of the user's file
-        raise CLIError(f'cannot load config {path}: {type(err).__name__}: {err}') from err
-    if cfg_options:
-        try:
-            check_cfg_options(cfg, cfg_options)
-        except KeyError as err:
-            raise CLIError(err.args[0]) from err
-        cfg.merge_from_dict(dict(cfg_options))
-    return cfg
+        return config_utils.load_config(path, cfg_options)
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as err:
+        raise CLIError(err.args[0]) from err
 
 
 def check_checkpoint(path: str) -> None:
@@ -64,7 +56,6 @@ def work_dir_of(cli_work_dir: str | None, cfg: Config, config_path: str) -> str:
 
 def build_runner(cfg: Config) -> Runner:
     """A runner of the config's ``runner_type`` (mmengine's Runner when not set)."""
-    from fcosdet.registry import RUNNERS
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
@@ -93,7 +84,7 @@ def run_cli(main: Callable[[Sequence[str] | None], None],
     ``--debug`` on the command line (removed before ``main`` parses it) or the environment
     variable ``FCOSDET_DEBUG=1`` shows the full traceback instead. After a successful ``main``
     a distributed process group, if any, is shut down cleanly
-    (:func:`fcosdet.engine.dist.shutdown_dist`).
+    (:func:`fcosdet.utils.dist_utils.shutdown_dist`).
 
     Args:
         main: The tool's entry point, taking ``argv`` (``None``: ``sys.argv[1:]``).

@@ -1,12 +1,19 @@
-"""Checks of user overrides (``--cfg-options``) against a loaded config."""
+"""The one config loader of fcosdet and its check of user overrides (``--cfg-options``).
+
+:func:`load_config` is used by the tools (through :func:`fcosdet.utils.cli.load_config`),
+:func:`fcosdet.apis.init_detector` and the onnxruntime path alike.
+"""
+import copy
 import inspect
+import os
 from collections.abc import Mapping
 
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-# Top-level keys the Runner reads although no base config sets them.
-_RUNNER_EXTRA_KEYS = frozenset({'runner_type', 'find_unused_parameters', 'sync_bn'})
+# Top-level keys read although no base config sets them: by the Runner, and ``fast_path`` by
+# ``init_detector`` and ``tools/test.py``.
+_RUNNER_EXTRA_KEYS = frozenset({'runner_type', 'find_unused_parameters', 'sync_bn', 'fast_path'})
 
 
 def runner_top_level_keys() -> frozenset[str]:
@@ -53,3 +60,37 @@ def check_cfg_options(cfg: Config, options: Mapping[str, object]) -> None:
         if not isinstance(node, (Mapping, list, tuple)):
             raise KeyError(f'--cfg-options key "{key}": "{".".join(parts[:-1])}" is a '
                            f'{type(node).__name__}, not a dict or list')
+
+
+def load_config(config: str | os.PathLike | Config,
+                cfg_options: Mapping[str, object] | None = None) -> Config:
+    """Load a config file (or copy a Config) and merge checked ``cfg_options`` overrides.
+
+    Args:
+        config: Config file path, or a Config (deep-copied; the caller's object is not changed).
+        cfg_options: ``{'a.b': value}`` overrides; each key must pass :func:`check_cfg_options`.
+
+    Returns:
+        The config with the overrides merged in.
+
+    Raises:
+        FileNotFoundError: The config file does not exist.
+        ValueError: The file cannot be parsed (the message names the file and the error).
+        TypeError: ``config`` is neither a path nor a Config.
+        KeyError: An override key does not fit the config (see :func:`check_cfg_options`).
+    """
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    elif isinstance(config, (str, os.PathLike)):
+        if not os.path.isfile(config):
+            raise FileNotFoundError(f'config file not found: {config}')
+        try:
+            cfg = Config.fromfile(os.fspath(config))
+        except Exception as err:  # any parse/import error of the user's file
+            raise ValueError(f'cannot load config {config}: {type(err).__name__}: {err}') from err
+    else:
+        raise TypeError(f'config must be a file path or a Config, got {type(config).__name__}')
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options)
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg

@@ -1,24 +1,38 @@
-"""Registration of every fcosdet module and of the default scope."""
+"""Registration of every fcosdet module and of the default scope.
+
+``utils`` is the ground floor of the package: nothing here imports ``models``, ``datasets``,
+``engine``, ... The registries in :mod:`fcosdet.registry` name the packages that register into
+them (their ``locations``); :func:`register_all_modules` asks each registry to import those,
+exactly as mmengine does on the first ``build`` under ``default_scope='fcosdet'``.
+"""
 import datetime
 import warnings
 
 from mmengine import DefaultScope
+from mmengine.registry import Registry
+
+from fcosdet import registry
+
+
+def fcosdet_registries() -> list[Registry]:
+    """Every registry defined in :mod:`fcosdet.registry`."""
+    return [value for value in vars(registry).values()
+            if isinstance(value, Registry) and value.scope == 'fcosdet']
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
-    """Import every fcosdet module so that all registries are filled.
+    """Import every package that registers a fcosdet module, so that all registries are filled.
+
+    The packages are the ``locations`` of the registries (``fcosdet.models``,
+    ``fcosdet.datasets``, ``fcosdet.deployment``, ...); ``fcosdet.apis`` registers nothing and is
+    not imported. ``fcosdet.deployment`` is safe without onnx/onnxruntime (imported lazily).
 
     Args:
         init_default_scope: Also make ``'fcosdet'`` the current default scope, so that
             mmengine's builders look up fcosdet's registries first.
     """
-    import fcosdet.apis  # noqa: F401
-    import fcosdet.datasets  # noqa: F401
-    import fcosdet.deployment  # noqa: F401  (safe without onnx/onnxruntime: imported lazily)
-    import fcosdet.engine  # noqa: F401
-    import fcosdet.evaluation  # noqa: F401
-    import fcosdet.models  # noqa: F401
-    import fcosdet.visualization  # noqa: F401
+    for reg in fcosdet_registries():
+        reg.import_from_location()
 
     if not init_default_scope:
         return

@@ -9,6 +9,9 @@ _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 def generate_palette(num_classes: int) -> list[tuple[int, int, int]]:
     """Make a deterministic palette of distinct, saturated RGB colours.
 
+    The one palette generator of fcosdet: datasets put it into their ``metainfo['palette']``
+    and the visualizer falls back on it when ``dataset_meta`` has none.
+
     Args:
         num_classes: Number of colours C.
 
@@ -18,8 +21,8 @@ def generate_palette(num_classes: int) -> list[tuple[int, int, int]]:
     colours = []
     for i in range(num_classes):
         hue = (i * _GOLDEN_RATIO_CONJUGATE) % 1.0
-        value = 1.0 if i % 2 == 0 else 0.8
-        r, g, b = colorsys.hsv_to_rgb(hue, 0.85, value)
+        value = 0.95 if i % 2 == 0 else 0.75  # alternate brightness: neighbours differ twice
+        r, g, b = colorsys.hsv_to_rgb(hue, 0.8, value)
         colours.append((round(r * 255), round(g * 255), round(b * 255)))
     return colours
 

@@ -44,6 +44,19 @@ def test_load_image_ends_as_three_channel_uint8(tmp_path, kind):
         np.testing.assert_array_equal(out['img'], expected)
 
 
+def test_load_image_names_bad_files_and_casts_after_conversion(tmp_path):
+    with pytest.raises(FileNotFoundError, match='image file not found: .*none.png'):
+        LoadImageFromFile()(dict(img_path=str(tmp_path / 'none.png')))
+    (tmp_path / 'bad.png').write_bytes(b'not an image')
+    with pytest.raises(ValueError, match='cannot be decoded.*bad.png'):
+        LoadImageFromFile()(dict(img_path=str(tmp_path / 'bad.png')))
+    path = tmp_path / 'deep.png'
+    cv2.imwrite(str(path), np.full((4, 5), 0x8A00, np.uint16))  # top 8 bits: 0x8A = 138
+    out = LoadImageFromFile(to_float32=True, color_type='unchanged')(dict(img_path=str(path)))
+    assert out['img'].dtype == np.float32 and out['img'].shape == (4, 5, 3)
+    assert (out['img'] == 138.0).all()
+
+
 def test_load_annotations_arrays():
     out = LoadAnnotations()(dict(instances=[
         dict(bbox=[1, 2, 3, 4], bbox_label=2, ignore_flag=0),
@@ -54,6 +67,7 @@ def test_load_annotations_arrays():
     np.testing.assert_array_equal(out['gt_ignore_flags'], [False, True])
     empty = LoadAnnotations()(dict(instances=[]))
     assert empty['gt_bboxes'].shape == (0, 4) and empty['gt_bboxes_labels'].shape == (0,)
+    assert LoadAnnotations()(dict())['gt_ignore_flags'].shape == (0,)
 
 
 def _extent(mask: np.ndarray) -> np.ndarray:

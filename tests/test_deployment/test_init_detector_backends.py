@@ -7,9 +7,9 @@ import warnings
 import pytest
 import torch
 
-from fcosdet.apis import inference_detector, init_detector
+from fcosdet.apis import inference_detector, init_detector, init_ort_detector
 from fcosdet.datasets.demo_dataset import render_demo_image
-from fcosdet.deployment import ORTDetector, init_ort_detector
+from fcosdet.deployment import ORTDetector
 
 
 def _demo_images() -> list:

@@ -8,9 +8,9 @@ from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
 
-from fcosdet.apis import inference_detector, init_detector
+from fcosdet.apis import inference_detector, init_detector, init_ort_detector
 from fcosdet.datasets.demo_dataset import generate_demo_dataset, render_demo_image
-from fcosdet.deployment import ORTDetector, export_onnx, init_ort_detector, ort_model_cfg
+from fcosdet.deployment import ORTDetector, export_onnx, ort_model_cfg
 from fcosdet.registry import DATASETS, METRICS, MODELS
 
 

@@ -4,6 +4,7 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
+from fcosdet.datasets import CocoDataset
 from fcosdet.registry import VISUALIZERS
 from fcosdet.structures import DetDataSample
 from fcosdet.visualization import DetLocalVisualizer, generate_palette, get_palette
@@ -108,6 +109,9 @@ def test_palette_helpers():
     assert len(set(palette)) == 5
     assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in palette)
     assert generate_palette(5) == palette  # deterministic
+    # class 0: hue 0, saturation 0.8, value 0.95 -> (0.95, 0.19, 0.19) * 255, rounded
+    assert palette[0] == (242, 48, 48)
+    assert CocoDataset.METAINFO['palette'] == generate_palette(80)  # one palette everywhere
     assert get_palette([[1, 2, 3]], 1) == [(1, 2, 3)]
     with pytest.raises(ValueError, match='palette'):
         get_palette([(1, 2, 3)], 2)

@@ -30,7 +30,7 @@ from mmengine.runner import Runner
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from fcosdet.apis import init_detector
+from fcosdet.apis import init_detector, init_ort_detector
 from fcosdet.models.utils import FAST_PATH_KEYS, apply_fast_path
 from fcosdet.registry import MODELS
 from fcosdet.structures import DetDataSample
@@ -108,7 +108,6 @@ def build_inference_model(cfg: Config, args: argparse.Namespace) -> tuple[nn.Mod
     if args.backend == 'onnxruntime':
         if not args.onnx:
             raise CLIError('--backend onnxruntime needs --onnx FILE')
-        from fcosdet.deployment import init_ort_detector
         return init_ort_detector(cfg, args.onnx, num_threads=args.threads), {}
     model = init_detector(cfg, args.checkpoint)
     spec = args.fast_path if args.fast_path is not None else cfg.get('fast_path')

@@ -2,19 +2,19 @@
 
 Example::
 
-    python tools/analysis_tools/browse_dataset.py configs/fcos/fcos_r50.py \
-        --output-dir browse --not-show
+    python tools/analysis_tools/browse_dataset.py configs/fcos/fcos_r18_fpn_gn-head_demo.py \
+        --output-dir browse --not-show --max-samples 20
 """
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 
 from fcosdet.registry import DATASETS
-from fcosdet.utils import register_all_modules
+from fcosdet.utils import load_config, register_all_modules
 from fcosdet.utils.cli import run_cli
 from fcosdet.visualization import DetLocalVisualizer
 
@@ -43,13 +43,9 @@ def sample_to_rgb(inputs: np.ndarray) -> np.ndarray:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the train pipeline over the dataset and draw each sample."""
     args = parse_args(argv)
-    if not Path(args.config).is_file():
-        raise FileNotFoundError(f'config file not found: {args.config}')
     if args.not_show and args.output_dir is None:
         raise ValueError('--not-show without --output-dir would draw nothing')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args.config, args.cfg_options)
     register_all_modules(init_default_scope=False)
     # The dataset builds its pipeline through mmengine's registries: look in fcosdet's first.
     init_default_scope(cfg.get('default_scope', 'fcosdet'))

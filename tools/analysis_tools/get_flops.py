@@ -5,7 +5,8 @@ without the post-processing. One fused multiply-add counts as one FLOP, as in MM
 
 Example::
 
-    python tools/analysis_tools/get_flops.py configs/fcos/fcos_r50.py --shape 800 1333
+    python tools/analysis_tools/get_flops.py \
+        configs/fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py --shape 800 1333
 """
 import argparse
 from collections.abc import Sequence

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from mmengine.config import DictAction
 
-from fcosdet.apis import init_detector
-from fcosdet.deployment import export_onnx, init_ort_detector
+from fcosdet.apis import init_detector, init_ort_detector
+from fcosdet.deployment import export_onnx
 from fcosdet.deployment.onnx_export import MIN_OPSET
 from fcosdet.deployment.onnx_quantize import calibration_inputs, quantize_onnx
 from fcosdet.utils.cli import CLIError, check_checkpoint, run_cli

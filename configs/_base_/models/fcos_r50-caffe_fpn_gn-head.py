@@ -1,4 +1,5 @@
-# FCOS with a caffe-style ResNet-50 (BGR input, std 1), FPN P3-P7 and a GroupNorm head.
+# FCOS with a caffe-style ResNet-50 (Detectron weights: BGR input, Detectron's mean, std 1), FPN
+# P3-P7 and a GroupNorm head (FCOSHead's default norm_cfg: GN, 32 groups).
 model = dict(
     type='FCOS',
     data_preprocessor=dict(
@@ -16,7 +17,7 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=False),
         norm_eval=True,
         style='caffe',
-        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://detectron2/resnet50_caffe')),
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://detectron/resnet50_caffe')),
     neck=dict(
         type='FPN',
         in_channels=[256, 512, 1024, 2048],
@@ -32,7 +33,6 @@ model = dict(
         stacked_convs=4,
         feat_channels=256,
         strides=[8, 16, 32, 64, 128],
-        norm_cfg=dict(type='GN', num_groups=32, requires_grad=True),
         loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type='IoULoss', loss_weight=1.0),
         loss_centerness=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),

@@ -1,8 +1,9 @@
+from .filter_annotations import FilterAnnotations
 from .formatting import PackDetInputs
-from .geometric import RandomChoiceResize, RandomFlip, Resize
+from .geometric import RandomChoiceResize, RandomCrop, RandomFlip, RandomResize, Resize
 from .loading import LoadAnnotations, LoadImageFromFile
 
 __all__ = [
     'LoadImageFromFile', 'LoadAnnotations', 'Resize', 'RandomFlip', 'RandomChoiceResize',
-    'PackDetInputs'
+    'RandomResize', 'RandomCrop', 'FilterAnnotations', 'PackDetInputs'
 ]

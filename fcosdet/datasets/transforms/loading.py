@@ -1,4 +1,4 @@
-"""Loading of images and box annotations into a pipeline's results dict.
+"""Loading of images and box annotations: mmcv's transforms plus what detection needs.
 
 Shape letters: M boxes of the image, H, W image height and width.
 """
@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import warnings
 
-import mmcv
 import numpy as np
-from mmcv.transforms import BaseTransform
-from mmengine import fileio
+from mmcv.transforms import LoadAnnotations as MMCVLoadAnnotations
+from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
 
 from fcosdet.registry import TRANSFORMS
 
@@ -35,64 +34,49 @@ def to_three_channel_uint8(img: np.ndarray) -> np.ndarray:
 
 
 @TRANSFORMS.register_module()
-class LoadImageFromFile(BaseTransform):
-    """Load ``results['img_path']`` as a 3-channel uint8 BGR image.
+class LoadImageFromFile(MMCVLoadImageFromFile):
+    """mmcv's ``LoadImageFromFile`` (same arguments) that always gives a 3-channel BGR image.
 
-    Grayscale, RGBA and 16-bit files are converted to 3-channel uint8. Sets ``img``,
-    ``img_shape`` and ``ori_shape`` (both ``(h, w)``).
-
-    Args:
-        to_float32: Return a float32 image instead of uint8.
-        color_type: ``flag`` of :func:`mmcv.imfrombytes` (``'color'``, ``'unchanged'``, ...).
-        imdecode_backend: Decoding backend of :func:`mmcv.imfrombytes`.
-        backend_args: mmengine file backend arguments.
-        strict_size: When ``results`` holds the annotation file's ``height``/``width``, a
-            decoded image of another size is an error (default: a warning naming the image;
-            its boxes would land in the wrong place).
+    What differs from mmcv: grey, RGBA and 16-bit files become 3-channel uint8 (before the
+    ``to_float32`` cast), a missing or undecodable file raises an error naming it, and a decoded
+    size that differs from the annotation file's ``height``/``width`` (when ``results`` holds
+    them) is a warning naming the image, or an error with ``strict_size=True`` (its boxes would
+    land in the wrong place). Sets ``img`` [H, W, 3], ``img_shape`` and ``ori_shape`` (both
+    ``(h, w)``).
     """
 
-    def __init__(self,
-                 to_float32: bool = False,
-                 color_type: str = 'color',
-                 imdecode_backend: str = 'cv2',
-                 backend_args: dict | None = None,
-                 strict_size: bool = False) -> None:
+    def __init__(self, *args, strict_size: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.strict_size = strict_size
-        self.to_float32 = to_float32
-        self.color_type = color_type
-        self.imdecode_backend = imdecode_backend
-        self.backend_args = None if backend_args is None else dict(backend_args)
 
-    def transform(self, results: dict) -> dict:
-        """Read and decode the image.
-
-        Args:
-            results: Must hold ``img_path``.
-
-        Returns:
-            ``results`` with ``img`` [H, W, 3], ``img_shape`` and ``ori_shape``.
+    def transform(self, results: dict) -> dict | None:
+        """Read and decode ``results['img_path']``.
 
         Raises:
             FileNotFoundError: If the image file does not exist.
             ValueError: If it cannot be decoded.
         """
         path = results['img_path']
+        to_float32, self.to_float32 = self.to_float32, False  # cast after the conversion
         try:
-            img_bytes = fileio.get(path, backend_args=self.backend_args)
+            loaded = super().transform(results)
         except FileNotFoundError as err:
             raise FileNotFoundError(f'image file not found: {path}') from err
-        try:
-            img = mmcv.imfrombytes(img_bytes, flag=self.color_type, backend=self.imdecode_backend)
+        except AssertionError as err:  # mmcv asserts that the decoder returned an image
+            raise ValueError(f'image file cannot be decoded (corrupt or not an image): '
+                             f'{path}') from err
         except Exception as err:  # decoders raise many types on bad bytes
             raise ValueError(f'image file cannot be decoded: {path} ({err})') from err
-        if img is None or img.size == 0:
+        finally:
+            self.to_float32 = to_float32
+        if loaded is None:  # ignore_empty=True and an unreadable file
+            return None
+        if loaded['img'].size == 0:
             raise ValueError(f'image file cannot be decoded (corrupt or not an image): {path}')
-        img = to_three_channel_uint8(img)
+        img = to_three_channel_uint8(loaded['img'])
         self._check_size(results, img.shape[:2])
-        results['img'] = img.astype(np.float32) if self.to_float32 else img
-        results['img_shape'] = img.shape[:2]
-        results['ori_shape'] = img.shape[:2]
-        return results
+        loaded['img'] = img.astype(np.float32) if to_float32 else img
+        return loaded
 
     def _check_size(self, results: dict, decoded: tuple[int, int]) -> None:
         """Compare the decoded ``(h, w)`` with the annotation file's ``height``/``width``."""
@@ -108,47 +92,23 @@ class LoadImageFromFile(BaseTransform):
             raise ValueError(msg)
         warnings.warn(msg, stacklevel=2)
 
-    def __repr__(self) -> str:
-        return (f'{type(self).__name__}(to_float32={self.to_float32}, '
-                f"color_type='{self.color_type}', imdecode_backend='{self.imdecode_backend}', "
-                f'backend_args={self.backend_args})')
-
 
 @TRANSFORMS.register_module()
-class LoadAnnotations(BaseTransform):
-    """Turn ``results['instances']`` into numpy box arrays.
+class LoadAnnotations(MMCVLoadAnnotations):
+    """mmcv's ``LoadAnnotations`` (``gt_bboxes`` float32 [M, 4] ``(x1, y1, x2, y2)``,
+    ``gt_bboxes_labels`` int64 [M]) plus ``gt_ignore_flags`` bool [M] with the boxes.
 
-    Adds ``gt_bboxes`` float32 [M, 4] ``(x1, y1, x2, y2)``, ``gt_bboxes_labels`` int64 [M]
-    and ``gt_ignore_flags`` bool [M] (True for crowd boxes, which must never be positives).
-
-    Args:
-        with_bbox: Load boxes and ignore flags.
-        with_label: Load labels.
+    An ignore flag is True for a crowd box, which must never be a positive. ``results`` without
+    ``instances`` give empty arrays.
     """
 
-    def __init__(self, with_bbox: bool = True, with_label: bool = True) -> None:
-        self.with_bbox = with_bbox
-        self.with_label = with_label
-
     def transform(self, results: dict) -> dict:
-        """Convert the instances of one image.
+        """Convert the ``instances`` of one image (see ``CocoDataset``) into arrays."""
+        results.setdefault('instances', [])
+        return super().transform(results)
 
-        Args:
-            results: Must hold ``instances`` (see ``CocoDataset``).
-
-        Returns:
-            ``results`` with the arrays above.
-        """
-        instances = results.get('instances', [])
-        if self.with_bbox:
-            results['gt_bboxes'] = np.array(
-                [inst['bbox'] for inst in instances], dtype=np.float32).reshape(-1, 4)
-            results['gt_ignore_flags'] = np.array(
-                [inst['ignore_flag'] for inst in instances], dtype=bool)
-        if self.with_label:
-            results['gt_bboxes_labels'] = np.array(
-                [inst['bbox_label'] for inst in instances], dtype=np.int64)
-        return results
-
-    def __repr__(self) -> str:
-        return f'{type(self).__name__}(with_bbox={self.with_bbox}, with_label={self.with_label})'
+    def _load_bboxes(self, results: dict) -> None:
+        """mmcv's boxes and the ignore flags ``gt_ignore_flags`` bool [M]."""
+        super()._load_bboxes(results)
+        results['gt_ignore_flags'] = np.array(
+            [inst['ignore_flag'] for inst in results['instances']], dtype=bool)

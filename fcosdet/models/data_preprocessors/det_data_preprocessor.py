@@ -2,11 +2,13 @@
 
 Shape letters: N images, H/W image height/width.
 """
+import copy
 import math
 from collections.abc import Sequence
 
 import torch
 from mmengine.model import ImgDataPreprocessor
+from torch import nn
 
 from fcosdet.registry import MODELS
 
@@ -18,7 +20,8 @@ class DetDataPreprocessor(ImgDataPreprocessor):
     On top of mmengine's ``ImgDataPreprocessor`` (channel flip, ``(x - mean) / std``, padding to
     a multiple of ``pad_size_divisor`` and stacking), it stores in every data sample's metainfo
     ``batch_input_shape`` (h, w of the padded batch) and ``pad_shape`` (h, w of the image
-    rounded up to ``pad_size_divisor``).
+    rounded up to ``pad_size_divisor``). In training, ``batch_augments`` (e.g.
+    :class:`BatchFixedSizePad`) then run on the whole batch, in order.
 
     Args:
         mean (Sequence[float] | None): Per-channel mean (1 or 3 values), after any channel flip.
@@ -28,6 +31,7 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         bgr_to_rgb (bool): Flip BGR input to RGB.
         rgb_to_bgr (bool): Flip RGB input to BGR.
         non_blocking (bool): Non-blocking host → device copies.
+        batch_augments (list[dict] | None): Configs of batch augmentations (training only).
     """
 
     def __init__(self,
@@ -37,11 +41,14 @@ class DetDataPreprocessor(ImgDataPreprocessor):
                  pad_value: float = 0,
                  bgr_to_rgb: bool = False,
                  rgb_to_bgr: bool = False,
-                 non_blocking: bool = False) -> None:
+                 non_blocking: bool = False,
+                 batch_augments: list[dict] | None = None) -> None:
         _check_args(mean, std, pad_size_divisor, bgr_to_rgb, rgb_to_bgr)
         super().__init__(mean=mean, std=std, pad_size_divisor=pad_size_divisor,
                          pad_value=pad_value, bgr_to_rgb=bgr_to_rgb, rgb_to_bgr=rgb_to_bgr,
                          non_blocking=non_blocking)
+        self.batch_augments = None if batch_augments is None else nn.ModuleList(
+            [MODELS.build(copy.deepcopy(aug)) for aug in batch_augments])
 
     def forward(self, data: dict, training: bool = False) -> dict:
         """Preprocess a collated batch.
@@ -49,7 +56,7 @@ class DetDataPreprocessor(ImgDataPreprocessor):
         Args:
             data (dict): ``inputs`` (list of ``[3, H_n, W_n]`` uint8/float tensors, or a
                 ``[N, 3, H, W]`` tensor) and optional ``data_samples``.
-            training (bool): Unused here (no batch augmentation); kept for the mmengine API.
+            training (bool): Apply ``batch_augments``.
 
         Returns:
             dict: ``inputs`` ``[N, 3, H_pad, W_pad]`` float and the same ``data_samples``
@@ -66,6 +73,11 @@ class DetDataPreprocessor(ImgDataPreprocessor):
             for data_sample, pad_shape in zip(data_samples, pad_shapes):
                 data_sample.set_metainfo(dict(batch_input_shape=batch_input_shape,
                                               pad_shape=pad_shape))
+        if training and self.batch_augments is not None:
+            inputs = data['inputs']
+            for augment in self.batch_augments:
+                inputs, data_samples = augment(inputs, data_samples)
+            data = dict(data, inputs=inputs, data_samples=data_samples)
         return data
 
     def _pad_shapes(self, inputs: torch.Tensor | Sequence[torch.Tensor]) -> list[tuple[int, int]]:

@@ -1,3 +1,4 @@
-from .nms import batched_nms, nms
+# The module ``nms`` is not shadowed by its function: ``from fcosdet.models.layers.nms import nms``.
+from .nms import batched_nms
 
-__all__ = ['batched_nms', 'nms']
+__all__ = ['batched_nms']

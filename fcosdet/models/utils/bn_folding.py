@@ -2,7 +2,9 @@
 
 An eval-mode BatchNorm is the per-channel affine map ``y = (x - mean) / sqrt(var + eps) * gamma
 + beta``; when ``x`` is the output of a convolution used by nothing else, the map can be merged
-into that convolution's weight and bias, removing one full pass over the feature map.
+into that convolution's weight and bias (torch's ``fuse_conv_bn_weights``), removing one full
+pass over the feature map. ``torch.fx`` finds those conv → BN pairs; the layers are replaced in
+place, so the module keeps its structure and names.
 
 Shape letters: C_out output channels of a convolution, C_in its input channels (per group),
 k_h/k_w kernel height/width.
@@ -11,10 +13,15 @@ import torch
 import torch.fx as fx
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
 def fused_conv_bn_params(conv: nn.Conv2d, bn: _BatchNorm) -> tuple[Tensor, Tensor]:
     """Weight and bias of the single convolution equal to ``bn(conv(x))`` (bn in eval mode).
+
+    The arithmetic is :func:`torch.nn.utils.fusion.fuse_conv_bn_weights`, run in float64 (the
+    fold happens once, and the fused layer then matches the pair to float rounding of its own
+    dtype) and cast back to the conv's dtype.
 
     Args:
         conv (nn.Conv2d): Weight ``[C_out, C_in, k_h, k_w]``, optional bias ``[C_out]``.
@@ -23,15 +30,14 @@ def fused_conv_bn_params(conv: nn.Conv2d, bn: _BatchNorm) -> tuple[Tensor, Tenso
     Returns:
         tuple[Tensor, Tensor]: Fused weight ``[C_out, C_in, k_h, k_w]`` and bias ``[C_out]``.
     """
+    def f64(tensor: Tensor | None) -> Tensor | None:
+        return None if tensor is None else tensor.detach().double()
+
     with torch.no_grad():
-        inv_std = torch.rsqrt(bn.running_var.double() + bn.eps)
-        gamma = bn.weight.double() if bn.weight is not None else torch.ones_like(inv_std)
-        beta = bn.bias.double() if bn.bias is not None else torch.zeros_like(inv_std)
-        scale = gamma * inv_std  # [C_out]
-        conv_bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-        weight = conv.weight.double() * scale.reshape(-1, 1, 1, 1)
-        bias = (conv_bias - bn.running_mean.double()) * scale + beta
-    return weight.to(conv.weight.dtype), bias.to(conv.weight.dtype)
+        weight, bias = fuse_conv_bn_weights(
+            f64(conv.weight), f64(conv.bias), f64(bn.running_mean), f64(bn.running_var),
+            bn.eps, f64(bn.weight), f64(bn.bias))
+    return weight.detach().to(conv.weight.dtype), bias.detach().to(conv.weight.dtype)
 
 
 def _is_foldable_bn(module: nn.Module) -> bool:

@@ -53,3 +53,18 @@ def test_default_divisor_is_32_and_bad_settings_are_named():
         build(pad_size_divisor=0)
     with pytest.raises(ValueError, match='bgr_to_rgb'):
         build(rgb_to_bgr=True)
+
+
+def test_batch_fixed_size_pad_in_training_only():
+    torch.manual_seed(0)
+    images = [torch.randint(0, 256, (3, 10, 20), dtype=torch.uint8)]
+    preprocessor = build(pad_size_divisor=8,
+                         batch_augments=[dict(type='BatchFixedSizePad', size=(40, 24))])
+    plain = preprocessor(dict(inputs=images, data_samples=[DetDataSample()]), training=False)
+    assert plain['inputs'].shape == (1, 3, 16, 24)  # 10 x 20 padded to multiples of 8
+    padded = preprocessor(dict(inputs=images, data_samples=[DetDataSample()]), training=True)
+    inputs, sample = padded['inputs'], padded['data_samples'][0]
+    assert inputs.shape == (1, 3, 40, 24)  # height to 40; width 24 already >= 24
+    torch.testing.assert_close(inputs[..., :16, :], plain['inputs'])
+    assert (inputs[..., 16:, :] == 0).all()  # padded after normalisation: value 0
+    assert sample.batch_input_shape == sample.pad_shape == (40, 24)

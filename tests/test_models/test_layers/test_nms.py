@@ -1,12 +1,14 @@
-import importlib
-
 import pytest
 import torch
 
-from fcosdet.models.layers import batched_nms, nms
+from fcosdet.models import layers
+from fcosdet.models.layers import nms as nms_module
+from fcosdet.models.layers.nms import batched_nms, nms
 
-# The package re-exports the function under the module's name, so fetch the module itself.
-nms_module = importlib.import_module('fcosdet.models.layers.nms')
+
+def test_the_module_is_not_shadowed_by_its_function():
+    assert layers.nms is nms_module and nms_module.nms is nms
+    assert layers.batched_nms is batched_nms
 
 
 def _iou(a, b):
