@@ -17,6 +17,7 @@ import mmcv
 
 from fcosdet.apis import inference_detector, init_detector
 from fcosdet.deployment import BACKENDS
+from fcosdet.utils.cli import run_cli
 from fcosdet.visualization import DetLocalVisualizer
 
 
@@ -31,6 +32,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--out-file', default=None,
                         help='write the drawing here (PNG) instead of showing it')
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load a checkpoint that does not fit the model partially')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='draw predictions with a score above this')
     return parser.parse_args(argv)
@@ -42,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not Path(args.img).is_file():
         raise FileNotFoundError(f'image file not found: {args.img}')
     model = init_detector(args.config, args.checkpoint, device=args.device,
-                          backend=args.backend)
+                          backend=args.backend, allow_partial_load=args.allow_partial_load)
     result = inference_detector(model, args.img)
 
     visualizer = DetLocalVisualizer.get_instance('image_demo')
@@ -56,4 +59,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -43,6 +43,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "config's `fast_path` key, else fuse_bn channels_last")
     parser.add_argument('--no-fast-path', action='store_true',
                         help='evaluate the plain eager PyTorch model (no fast path)')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help='load a checkpoint that does not fit the model (other num_classes, '
+                             'missing tensors): only the matching tensors, with a warning')
     parser.add_argument('--work-dir', help='folder for the evaluation logs')
     parser.add_argument('--out', help='dump the predictions to this .pkl file')
     parser.add_argument('--show', action='store_true', help='show each drawn prediction')
@@ -155,6 +158,7 @@ def _set_backend(cfg: Config, args: argparse.Namespace) -> None:
         cfg.load_from = None
         return
     cfg.load_from = args.checkpoint
+    cfg.allow_partial_load = args.allow_partial_load  # DetRunner: strict shapes by default
     if any(fast_path.values()):
         hook = dict(type='FastPathHook', fast_path=fast_path)
         cfg.custom_hooks = [*cfg.get('custom_hooks', []), hook]

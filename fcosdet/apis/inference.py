@@ -8,11 +8,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.runner import load_checkpoint
 from torch import nn
 
 from fcosdet.datasets.transforms.loading import to_three_channel_uint8
 from fcosdet.deployment import check_backend, ort_model_cfg
+from fcosdet.engine.checkpoint_loading import load_checkpoint_checked
 from fcosdet.models.utils import apply_fast_path, config_fast_path, parse_fast_path
 from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
 from fcosdet.structures import DetDataSample
@@ -37,7 +37,8 @@ def _config_dataset_meta(cfg: Config, model: nn.Module) -> dict:
     return dict(classes=tuple(str(i) for i in range(num_classes)))
 
 
-def _build_pytorch(cfg: Config, checkpoint: str | None) -> tuple[nn.Module, dict | None]:
+def _build_pytorch(cfg: Config, checkpoint: str | None,
+                   allow_partial_load: bool = False) -> tuple[nn.Module, dict | None]:
     """The config's detector with the checkpoint's weights, and the checkpoint's dataset meta."""
     model_cfg = copy.deepcopy(cfg.model)
     if 'init_cfg' in model_cfg.get('backbone', {}):
@@ -45,7 +46,7 @@ def _build_pytorch(cfg: Config, checkpoint: str | None) -> tuple[nn.Module, dict
     model = MODELS.build(model_cfg)
     if checkpoint is None:
         return model, None
-    meta = load_checkpoint(model, checkpoint, map_location='cpu').get('meta', {})
+    meta = load_checkpoint_checked(model, checkpoint, allow_partial_load).get('meta', {})
     dataset_meta = meta.get('dataset_meta')
     if dataset_meta is None and 'CLASSES' in meta:  # checkpoints of older MMDetection
         dataset_meta = dict(classes=tuple(meta['CLASSES']))
@@ -74,7 +75,8 @@ def init_detector(config: str | Path | Config,
                   device: str = 'cpu',
                   cfg_options: dict | None = None,
                   backend: str = 'pytorch',
-                  fast_path: bool = True) -> nn.Module:
+                  fast_path: bool = True,
+                  allow_partial_load: bool = False) -> nn.Module:
     """Build a detector in eval mode from a config file and an optional checkpoint.
 
     ``backend='pytorch'``: the backbone's pretrained ``init_cfg`` is dropped (nothing is
@@ -103,6 +105,9 @@ def init_detector(config: str | Path | Config,
             ``--cfg-options`` are (:func:`fcosdet.utils.load_config`).
         backend: ``'pytorch'`` or ``'onnxruntime'``.
         fast_path: Apply the config's fast paths, or the default one (pytorch only).
+        allow_partial_load: Load a checkpoint that does not fit the model (other
+            ``num_classes``, missing tensors) partially, with a warning, instead of raising
+            :class:`~fcosdet.engine.checkpoint_loading.CheckpointError`.
 
     Returns:
         The detector, with ``cfg`` and ``dataset_meta`` attributes, in eval mode.
@@ -125,7 +130,7 @@ def init_detector(config: str | Path | Config,
     if backend == 'onnxruntime':
         model, dataset_meta = _build_onnxruntime(cfg, checkpoint, device), None
     else:
-        model, dataset_meta = _build_pytorch(cfg, checkpoint)
+        model, dataset_meta = _build_pytorch(cfg, checkpoint, allow_partial_load)
     model.dataset_meta = dataset_meta or _config_dataset_meta(cfg, model)
     model.cfg = cfg
     model.to(device)
@@ -153,6 +158,21 @@ def init_ort_detector(config: str | Path | Config, onnx_file: str,
     cfg = load_config(config, cfg_options)
     cfg.model = ort_model_cfg(cfg.get('model', {}), onnx_file, num_threads)
     return init_detector(cfg, onnx_file, backend='onnxruntime')
+
+
+def check_image_array(img: np.ndarray) -> None:
+    """Reject arrays that are not H×W×3 uint8 BGR or H×W uint8 grayscale.
+
+    A CHW tensor layout or a [0, 1] float image would otherwise be taken as pixels and give
+    meaningless detections.
+
+    Raises:
+        ValueError: Naming the expected layout and the array's shape and dtype.
+    """
+    layout_ok = img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)
+    if img.dtype != np.uint8 or not layout_ok:
+        raise ValueError('inference_detector: an image array must be H x W x 3 uint8 BGR (or '
+                         f'H x W uint8 grayscale), got shape {tuple(img.shape)} {img.dtype}')
 
 
 class _LoadImageFromArray:
@@ -206,8 +226,8 @@ def inference_detector(model: nn.Module,
 
     Args:
         model: A detector from :func:`init_detector` (needs ``model.cfg``).
-        imgs: An image file path or a BGR uint8 array [H, W, 3], or a list of them (all paths
-            or all arrays).
+        imgs: An image file path or a BGR uint8 array [H, W, 3] (grayscale: [H, W]), or a list
+            of them (all paths or all arrays).
 
     Returns:
         One :class:`DetDataSample` per image (a single one for a single input) whose
@@ -225,7 +245,9 @@ def inference_detector(model: nn.Module,
     if any(isinstance(img, np.ndarray) != from_array for img in images):
         raise TypeError('inference_detector needs all images as paths or all as arrays')
     for img in images:
-        if not from_array and not Path(img).is_file():
+        if from_array:
+            check_image_array(img)
+        elif not Path(img).is_file():
             raise FileNotFoundError(f'image file not found: {img}')
 
     pipeline = build_test_pipeline(model.cfg, from_array)

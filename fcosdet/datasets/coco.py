@@ -107,11 +107,17 @@ class CocoDataset(BaseDataset):
         cat_ids = self._select_categories(anns)
         self.cat_ids = cat_ids
         self.cat2label = {cat_id: label for label, cat_id in enumerate(cat_ids)}
-        num_bad = anns.drop_invalid_boxes()
+        self._num_boxes = len(anns.boxes)
+        non_finite, num_bad = anns.drop_invalid_boxes()
+        if non_finite:
+            warnings.warn(f'CocoDataset: dropped {len(non_finite)} annotation(s) of '
+                          f'{self.ann_file} whose bbox is not finite (NaN/Infinity): id(s) '
+                          f'{non_finite[:10]}', stacklevel=2)
         if num_bad:
             warnings.warn(f'CocoDataset: dropped {num_bad} annotation(s) of {self.ann_file} '
                           'with width or height <= 0 or lying wholly outside their image',
                           stacklevel=2)
+        self._num_dropped = len(non_finite) + num_bad
         per_image = anns.instances_per_image(np.asarray(cat_ids, dtype=np.int64))
         img_dir = self.data_prefix.get('img', '')
         return [
@@ -160,16 +166,34 @@ class CocoDataset(BaseDataset):
 
         Returns:
             The kept ``data_list`` entries.
+
+        Raises:
+            ValueError: No image is left, naming the annotation file and why.
         """
         if self.test_mode or not self.filter_cfg:
-            return self.data_list
-        filter_empty = self.filter_cfg.get('filter_empty_gt', False)
-        min_size = self.filter_cfg.get('min_size', 0)
-        return [
-            info for info in self.data_list
-            if min(info['width'], info['height']) >= min_size and not (
-                filter_empty and not any(inst['ignore_flag'] == 0 for inst in info['instances']))
-        ]
+            kept = self.data_list
+        else:
+            filter_empty = self.filter_cfg.get('filter_empty_gt', False)
+            min_size = self.filter_cfg.get('min_size', 0)
+            kept = [
+                info for info in self.data_list
+                if min(info['width'], info['height']) >= min_size and not (
+                    filter_empty
+                    and not any(inst['ignore_flag'] == 0 for inst in info['instances']))
+            ]
+        if not kept:
+            raise ValueError(f'CocoDataset: {self._empty_reason()}')
+        return kept
+
+    def _empty_reason(self) -> str:
+        """Why no image is left (for the error of :meth:`filter_data`)."""
+        if not self.data_list:
+            return f'annotation file {self.ann_file} has no images'
+        dropped = getattr(self, '_num_dropped', 0)
+        return (f'no image of {self.ann_file} is left after filter_cfg={self.filter_cfg}: '
+                f'{len(self.data_list)} image(s) with {self._num_boxes} annotation(s) in the '
+                f'file, {dropped} dropped as invalid boxes, none of the selected classes '
+                f'{tuple(self._metainfo["classes"])} left on a large enough image')
 
     def get_cat_ids(self, idx: int) -> list[int]:
         """Labels present in image ``idx`` (crowd boxes included).

@@ -140,7 +140,7 @@ class CocoAnnotations:
             widths=_numeric(widths, np.int64, 'images width', path),
             cat_ids=_numeric(cat_ids, np.int64, 'categories id', path),
             cat_names=[str(name) for name in cat_names],
-            ann_ids=np.asarray([a.get('id', i) for i, a in enumerate(annotations)]),
+            ann_ids=_annotation_ids(annotations, path),
             ann_img_ids=_numeric(ann_img_ids, np.int64, 'annotations image_id', path),
             ann_cat_ids=_numeric(ann_cat_ids, np.int64, 'annotations category_id', path),
             boxes=_parse_bboxes(bboxes, path),
@@ -151,7 +151,9 @@ class CocoAnnotations:
 
     def _check_references(self) -> None:
         """Every id unique where it must be, every annotation refers to a known image/category."""
-        for ids, what in ((self.img_ids, 'image id'), (self.cat_ids, 'category id')):
+        # pycocotools indexes annotations by id: a repeated one silently replaces another
+        for ids, what in ((self.img_ids, 'image id'), (self.cat_ids, 'category id'),
+                          (self.ann_ids, 'annotation id')):
             unique, counts = np.unique(ids, return_counts=True)
             if (counts > 1).any():
                 raise ValueError(f'COCO annotation file {self.path}: duplicate {what} '
@@ -185,19 +187,24 @@ class CocoAnnotations:
                              f'{self.path} (its categories: {self.cat_names})')
         return int(self.cat_ids[matches[0]])
 
-    def drop_invalid_boxes(self) -> int:
-        """Remove annotations whose box is empty or lies wholly outside its image.
+    def drop_invalid_boxes(self) -> tuple[list[int], int]:
+        """Remove annotations whose box is not finite, is empty or lies wholly outside its image.
 
         Returns:
-            How many annotations were removed.
+            The annotation ids of the non-finite boxes (NaN/Infinity in the file) and how many
+            other annotations were removed.
         """
         img_index = self._image_index()
+        finite = np.isfinite(self.boxes).all(axis=1)
         x1, y1, x2, y2 = self.boxes.T
-        valid = ((x2 > x1) & (y2 > y1) & (x1 < self.widths[img_index])
-                 & (y1 < self.heights[img_index]) & (x2 > 0) & (y2 > 0))
+        with np.errstate(invalid='ignore'):
+            valid = ((x2 > x1) & (y2 > y1) & (x1 < self.widths[img_index])
+                     & (y1 < self.heights[img_index]) & (x2 > 0) & (y2 > 0))
+        non_finite = self.ann_ids[~finite].tolist()
+        keep = finite & valid
         for name in ('ann_ids', 'ann_img_ids', 'ann_cat_ids', 'boxes', 'crowd'):
-            setattr(self, name, getattr(self, name)[valid])
-        return int((~valid).sum())
+            setattr(self, name, getattr(self, name)[keep])
+        return non_finite, int((finite & ~valid).sum())
 
     def _image_index(self) -> np.ndarray:
         """Position in the image arrays of each annotation's image, int64 [A]."""
@@ -226,6 +233,16 @@ class CocoAnnotations:
         ]
         ends = np.cumsum(np.bincount(img_index, minlength=len(self.img_ids))).tolist()
         return [instances[start:end] for start, end in zip([0] + ends[:-1], ends)]
+
+
+def _annotation_ids(annotations: list, path: str) -> np.ndarray:
+    """The ``id`` of every annotation, int64 [A]; each must have one (pycocotools needs it)."""
+    missing = [i for i, a in enumerate(annotations) if 'id' not in a]
+    if missing:
+        raise ValueError(f'COCO annotation file {path}: annotations[{missing[0]}] '
+                         f'({annotations[missing[0]]!r:.80}) has no "id" '
+                         f'({len(missing)} annotation(s) lack one)')
+    return _numeric([a['id'] for a in annotations], np.int64, 'annotations id', path)
 
 
 def _parse_bboxes(bboxes: list, path: str) -> np.ndarray:

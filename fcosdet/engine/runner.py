@@ -1,34 +1,39 @@
-"""fcosdet's Runner: mmengine's Runner with crash-safe checkpoints and CPU-only distribution."""
-import os
+"""fcosdet's Runner: mmengine's Runner with durable, safely loaded checkpoints and CPU-only DDP.
+
+Only what a hook cannot do lives here (what it relies on in mmengine is pinned by
+``tests/test_reliability/test_mmengine_contract.py``); the checkpoint policy (save order,
+confirmation, plain-data encoding) is :class:`fcosdet.engine.hooks.CheckpointHook`'s.
+"""
 import os.path as osp
 from collections.abc import Callable
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import master_only
-from mmengine.runner import Runner
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop, Runner
 from torch import nn
 
 from fcosdet.registry import RUNNERS
 
-from .checkpoint_codec import decode_checkpoint, encode_checkpoint
+from .checkpoint_codec import decode_checkpoint
+from .checkpoint_files import find_resume_checkpoint, write_durably
+from .checkpoint_loading import DEFAULT_REVISE_KEYS, load_model_weights, read_checkpoint
 from .dist import dist_backend, init_cpu_dist
-
-
-def _is_local(path: str) -> bool:
-    """Whether ``path`` is a plain local path (no ``scheme://`` prefix)."""
-    return '://' not in path
 
 
 @RUNNERS.register_module()
 class DetRunner(Runner):
-    """mmengine's :class:`~mmengine.runner.Runner` with three changes.
+    """mmengine's :class:`~mmengine.runner.Runner` with four changes no hook can make.
 
-    - Checkpoints are written to a hidden temporary file in the same folder, flushed to disk and
-      renamed over the final name, so a crash while saving never leaves a half-written file.
-    - The message hub and meta of a checkpoint are written as plain data
-      (:mod:`fcosdet.engine.checkpoint_codec`), so ``resume`` works with torch's
-      ``weights_only=True`` loading and no allow-listed classes.
+    - ``save_checkpoint`` writes a hidden temporary file in the same folder, fsyncs it and
+      renames it over the final name (mmengine's CheckpointHook calls it directly for best
+      checkpoints too), so a crash while saving never leaves a half-written file.
+    - ``load_checkpoint`` reads with ``weights_only=True`` and checks shapes
+      (:mod:`fcosdet.engine.checkpoint_loading`), then decodes the plain-data message hub
+      (:mod:`fcosdet.engine.checkpoint_codec`).
+    - ``load_or_resume``: ``--resume`` without a file resolves ``last_checkpoint`` relative to
+      the work dir and falls back to the newest checkpoint that loads.
     - Without CUDA, distributed runs use a gloo process group started by fcosdet (mmengine's own
       start-up needs CUDA) and plain CPU DistributedDataParallel (no ``device_ids``).
     """
@@ -64,38 +69,67 @@ class DetRunner(Runner):
             model_wrapper_cfg = wrapper
         return super().wrap_model(model_wrapper_cfg, model)
 
-    def call_hook(self, fn_name: str, **kwargs) -> None:
-        """Call the hooks; a checkpoint about to be saved is then encoded as plain data."""
-        super().call_hook(fn_name, **kwargs)
-        if fn_name == 'before_save_checkpoint':
-            encode_checkpoint(kwargs['checkpoint'])
-
     def load_checkpoint(self, filename: str, map_location: str | Callable = 'cpu',
                         strict: bool = False,
                         revise_keys: list[tuple[str, str]] | None = None) -> dict:
-        """Load like mmengine, then rebuild the message hub's HistoryBuffers.
+        """Load a checkpoint with ``weights_only=True`` and shape checks, then decode it.
+
+        mmengine's loader calls ``torch.load`` without ``weights_only`` (unsafe before torch
+        2.6) and only warns about shape mismatches; this one reads with
+        :func:`~fcosdet.engine.checkpoint_loading.read_checkpoint` and loads with
+        :func:`~fcosdet.engine.checkpoint_loading.load_model_weights`. A partial load
+        (mismatched or missing tensors skipped with a warning) is allowed in training (e.g.
+        fine-tuning from ``load_from`` with another ``num_classes``) and an error in test/val,
+        unless ``strict`` or the config key ``allow_partial_load`` says otherwise
+        (``tools/test.py --allow-partial-load`` sets it).
 
         Args:
-            filename: Checkpoint file or URL.
+            filename: Checkpoint file or URI.
             map_location: Where to map the tensors.
-            strict: Whether the model's keys must match exactly.
+            strict: Raise on any mismatch.
             revise_keys: ``(pattern, replacement)`` pairs applied to the state-dict keys
                 (default: strip a DDP ``module.`` prefix).
 
         Returns:
-            The loaded checkpoint dict.
+            The loaded checkpoint dict (message hub decoded).
         """
-        revise_keys = revise_keys if revise_keys is not None else [(r'^module.', '')]
-        checkpoint = super().load_checkpoint(filename, map_location, strict, revise_keys)
+        checkpoint = read_checkpoint(filename, map_location)
         decode_checkpoint(checkpoint)
+        self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        # default: partial only when training (fine-tuning from `load_from`), strict for test/val
+        training = isinstance(self._train_loop, BaseLoop)
+        allow_partial = not strict and self.cfg.get('allow_partial_load', training)
+        load_model_weights(model, checkpoint, filename, allow_partial,
+                           tuple(revise_keys or DEFAULT_REVISE_KEYS))
+        self._has_loaded = True
+        self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    def load_or_resume(self) -> None:
+        """``--resume`` without a file: the checkpoint :func:`find_resume_checkpoint` picks.
+
+        mmengine takes ``last_checkpoint``'s content as is (an empty file, or a path of the
+        work dir a copied one came from, then fails); the choice here falls back to the newest
+        checkpoint that loads, warning about each one skipped.
+        """
+        if self._resume and self._load_from is None and not self._has_loaded:
+            self._load_from, skipped = find_resume_checkpoint(self.work_dir)
+            for why in skipped:
+                self.logger.warning(f'--resume: skipped: {why}')
+            if self._load_from is None:
+                self.logger.warning(f'--resume: no checkpoint in {self.work_dir}; training '
+                                    'starts from scratch')
+                return
+            self.logger.info(f'Resuming from {self._load_from}')
+        super().load_or_resume()
 
     @master_only
     def save_checkpoint(self, out_dir: str, filename: str, file_client_args: dict | None = None,
                         save_optimizer: bool = True, save_param_scheduler: bool = True,
                         meta: dict | None = None, by_epoch: bool = True,
                         backend_args: dict | None = None) -> None:
-        """Save like mmengine, but atomically for local folders (temporary file, then rename).
+        """Save like mmengine, but durably for local folders (temporary file, fsync, rename).
 
         Args:
             out_dir: Folder of the checkpoint.
@@ -110,16 +144,9 @@ class DetRunner(Runner):
         kwargs = dict(file_client_args=file_client_args, save_optimizer=save_optimizer,
                       save_param_scheduler=save_param_scheduler, meta=meta, by_epoch=by_epoch,
                       backend_args=backend_args)
-        if not _is_local(out_dir) or backend_args or file_client_args:
+        if '://' in out_dir or backend_args or file_client_args:
             super().save_checkpoint(out_dir, filename, **kwargs)
             return
-        tmp_name = f'.{filename}.{os.getpid()}.tmp'
-        tmp_path = osp.join(out_dir, tmp_name)
-        try:
-            super().save_checkpoint(out_dir, tmp_name, **kwargs)
-            with open(tmp_path, 'rb+') as f:
-                os.fsync(f.fileno())
-            os.replace(tmp_path, osp.join(out_dir, filename))
-        finally:
-            if osp.exists(tmp_path):
-                os.remove(tmp_path)
+        write_durably(osp.join(out_dir, filename),
+                      lambda tmp: super(DetRunner, self).save_checkpoint(
+                          out_dir, osp.basename(tmp), **kwargs))

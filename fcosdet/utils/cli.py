@@ -1,9 +1,11 @@
 """Shared pieces of the command-line tools (``tools/train.py``, ``tools/test.py``, ...)."""
+import argparse
+import os
 import os.path as osp
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.dataset import BaseDataset
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
@@ -12,6 +14,7 @@ from fcosdet.registry import DATASETS, RUNNERS
 
 from . import config_utils
 from .dist_utils import shutdown_dist
+from .error_format import error_message
 from .setup_env import register_all_modules
 
 
@@ -78,22 +81,45 @@ def build_test_dataset(cfg: Config) -> BaseDataset:
             raise CLIError(f'cannot build test_dataloader.dataset: {err}') from err
 
 
+def _config_of_argv(argv: Sequence[str]) -> Config | None:
+    """The config of a command line (its first ``.py`` file plus ``--cfg-options``), if any."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    try:
+        known, rest = parser.parse_known_args(argv)
+        path = next((a for a in rest if a.endswith('.py') and osp.isfile(a)), None)
+        cfg = Config.fromfile(path) if path else None
+        if cfg is not None:
+            cfg.merge_from_dict(known.cfg_options)
+        return cfg
+    except (Exception, SystemExit):  # only used to name a key in a message
+        return None
+
+
 def run_cli(main: Callable[[Sequence[str] | None], None],
             expected: tuple[type[BaseException], ...] = ()) -> None:
-    """Run a tool's ``main``; a :class:`CLIError` (or an ``expected`` error) becomes one line.
+    """Run a tool's ``main``; any error becomes one line on stderr and exit status 1.
 
-    After a successful ``main`` a distributed process group, if any, is shut down cleanly
+    The line names the file/key/value (see :func:`fcosdet.utils.error_format.error_message`).
+    ``--debug`` on the command line (removed before ``main`` parses it) or the environment
+    variable ``FCOSDET_DEBUG=1`` shows the full traceback instead. After a successful ``main``
+    a distributed process group, if any, is shut down cleanly
     (:func:`fcosdet.utils.dist_utils.shutdown_dist`).
 
     Args:
         main: The tool's entry point, taking ``argv`` (``None``: ``sys.argv[1:]``).
-        expected: Further exception types reported as one line (e.g. a non-finite loss).
+        expected: Kept for callers; every ``Exception`` is reported as one line.
     """
+    debug = '--debug' in sys.argv[1:] or os.environ.get('FCOSDET_DEBUG', '') not in ('', '0')
+    if '--debug' in sys.argv[1:]:
+        sys.argv.remove('--debug')
     try:
         main(None)
-    except (CLIError, *expected) as err:
-        msg = ' '.join(str(err).split())
-        print(f'{osp.basename(sys.argv[0])}: error: {msg}', file=sys.stderr)
+    except Exception as err:
+        if debug:
+            raise
+        cfg = None if isinstance(err, CLIError) else _config_of_argv(sys.argv[1:])
+        print(f'{osp.basename(sys.argv[0])}: error: {error_message(err, cfg)}', file=sys.stderr)
         sys.exit(1)
     # only after success: a barrier would hang if another rank had failed
     shutdown_dist()

@@ -12,10 +12,10 @@ from fcosdet.engine.hooks.check_invalid_loss_hook import non_finite_terms
 from fcosdet.registry import HOOKS
 
 
-def _runner(iteration: int, epoch: int) -> SimpleNamespace:
+def _runner(iteration: int, epoch: int, work_dir: str = '/nonexistent') -> SimpleNamespace:
     hub = MessageHub.get_instance('invalid_loss_test')
-    hub.update_info('last_ckpt', '/work/epoch_1.pth')
-    return SimpleNamespace(iter=iteration, epoch=epoch, message_hub=hub)
+    hub.update_info('last_ckpt', '/work/epoch_2.pth')  # saved, maybe not confirmed: not named
+    return SimpleNamespace(iter=iteration, epoch=epoch, message_hub=hub, work_dir=work_dir)
 
 
 def test_non_finite_terms_picks_only_bad_losses():
@@ -29,9 +29,10 @@ def test_non_finite_terms_picks_only_bad_losses():
     assert non_finite_terms(None) == {}
 
 
-def test_hook_raises_naming_iteration_and_terms():
+def test_hook_raises_naming_iteration_and_terms(tmp_path):
     hook = CheckInvalidLossHook()
-    runner = _runner(iteration=6, epoch=1)
+    (tmp_path / 'last_checkpoint').write_text('epoch_1.pth')  # the last confirmed checkpoint
+    runner = _runner(iteration=6, epoch=1, work_dir=str(tmp_path))
     hook.after_train_iter(runner, 0, outputs={'loss': torch.tensor(2.0)})  # finite: no error
     with pytest.raises(NonFiniteLossError) as err:
         hook.after_train_iter(runner, 0, outputs={'loss': torch.tensor(float('nan')),
@@ -40,7 +41,8 @@ def test_hook_raises_naming_iteration_and_terms():
     msg = str(err.value)
     assert 'iteration 7' in msg and 'epoch 2' in msg
     assert 'loss_bbox=-inf' in msg and 'loss=nan' in msg and 'loss_cls' not in msg
-    assert '/work/epoch_1.pth' in msg
+    assert f'last good checkpoint (what --resume picks): {tmp_path / "epoch_1.pth"}.' in msg
+    assert 'epoch_2' not in msg
 
 
 def test_hook_interval_and_validation():

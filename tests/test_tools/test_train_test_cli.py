@@ -35,7 +35,7 @@ def test_work_dir_contents_and_overrides(full_run: Path, tiny_config: str):
     assert 'epoch_1.pth' not in names  # --cfg-options max_keep_ckpts=1 took effect
     assert len([n for n in names if n.startswith('best_coco_bbox_mAP_epoch_')]) == 1
     assert not [n for n in names if n.endswith('.tmp')]
-    assert (full_run / 'last_checkpoint').read_text().strip() == str(full_run / 'epoch_2.pth')
+    assert (full_run / 'last_checkpoint').read_text() == 'epoch_2.pth'  # relative, atomic
     dumped = (full_run / Path(tiny_config).name).read_text()
     assert 'max_keep_ckpts=1' in dumped and 'prob=0.0' in dumped
 

@@ -21,6 +21,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fcosdet.utils.cli import run_cli  # noqa: E402
+
 # Keys tried, in order, for the x axis of a curve.
 X_KEYS = ('step', 'iter', 'epoch')
 
@@ -134,4 +136,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

@@ -15,6 +15,7 @@ from mmengine.registry import init_default_scope
 
 from fcosdet.registry import DATASETS
 from fcosdet.utils import load_config, register_all_modules
+from fcosdet.utils.cli import run_cli
 from fcosdet.visualization import DetLocalVisualizer
 
 
@@ -69,4 +70,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

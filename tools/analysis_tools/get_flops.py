@@ -16,6 +16,7 @@ from mmengine.analysis import get_model_complexity_info
 from torch import nn
 
 from fcosdet.apis import init_detector
+from fcosdet.utils.cli import run_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -61,4 +62,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

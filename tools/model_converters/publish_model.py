@@ -12,6 +12,9 @@ from pathlib import Path
 
 import torch
 
+from fcosdet.engine.checkpoint_loading import read_checkpoint
+from fcosdet.utils.cli import run_cli
+
 # Training state that a released model does not need.
 DROP_KEYS = ('optimizer', 'message_hub', 'param_schedulers', 'ema_state_dict')
 
@@ -44,15 +47,11 @@ def publish_model(in_file: str | Path, out_file: str | Path) -> Path:
         The path of the published file.
 
     Raises:
-        FileNotFoundError: If ``in_file`` does not exist.
-        ValueError: If ``in_file`` is not a checkpoint dict.
+        CheckpointError: ``in_file`` is missing, unreadable, holds objects that weights-only
+            loading refuses (it never runs code from the file), or is not a dict.
     """
     in_file, out_file = Path(in_file), Path(out_file)
-    if not in_file.is_file():
-        raise FileNotFoundError(f'checkpoint file not found: {in_file}')
-    checkpoint = torch.load(in_file, map_location='cpu', weights_only=False)
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f'{in_file} does not hold a checkpoint dict')
+    checkpoint = read_checkpoint(str(in_file))
     checkpoint = {k: v for k, v in checkpoint.items() if k not in DROP_KEYS}
     out_file.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint, out_file)
@@ -68,4 +67,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

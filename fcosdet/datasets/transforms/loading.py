@@ -4,6 +4,8 @@ Shape letters: M boxes of the image, H, W image height and width.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from mmcv.transforms import LoadAnnotations as MMCVLoadAnnotations
 from mmcv.transforms import LoadImageFromFile as MMCVLoadImageFromFile
@@ -36,9 +38,16 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
     """mmcv's ``LoadImageFromFile`` (same arguments) that always gives a 3-channel BGR image.
 
     What differs from mmcv: grey, RGBA and 16-bit files become 3-channel uint8 (before the
-    ``to_float32`` cast), and a missing or undecodable file raises an error naming it.
-    Sets ``img`` [H, W, 3], ``img_shape`` and ``ori_shape`` (both ``(h, w)``).
+    ``to_float32`` cast), a missing or undecodable file raises an error naming it, and a decoded
+    size that differs from the annotation file's ``height``/``width`` (when ``results`` holds
+    them) is a warning naming the image, or an error with ``strict_size=True`` (its boxes would
+    land in the wrong place). Sets ``img`` [H, W, 3], ``img_shape`` and ``ori_shape`` (both
+    ``(h, w)``).
     """
+
+    def __init__(self, *args, strict_size: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.strict_size = strict_size
 
     def transform(self, results: dict) -> dict | None:
         """Read and decode ``results['img_path']``.
@@ -65,8 +74,23 @@ class LoadImageFromFile(MMCVLoadImageFromFile):
         if loaded['img'].size == 0:
             raise ValueError(f'image file cannot be decoded (corrupt or not an image): {path}')
         img = to_three_channel_uint8(loaded['img'])
+        self._check_size(results, img.shape[:2])
         loaded['img'] = img.astype(np.float32) if to_float32 else img
         return loaded
+
+    def _check_size(self, results: dict, decoded: tuple[int, int]) -> None:
+        """Compare the decoded ``(h, w)`` with the annotation file's ``height``/``width``."""
+        expected = (results.get('height'), results.get('width'))
+        if None in expected or tuple(decoded) == expected:
+            return
+        hint = (' (rotated: EXIF orientation? color_type=\'color_ignore_orientation\' '
+                'keeps the stored pixels)' if tuple(decoded) == expected[::-1] else '')
+        msg = (f"image {results['img_path']} decodes to height x width {decoded[0]} x "
+               f'{decoded[1]}, but its annotation file says {expected[0]} x {expected[1]}'
+               f'{hint}')
+        if self.strict_size:
+            raise ValueError(msg)
+        warnings.warn(msg, stacklevel=2)
 
 
 @TRANSFORMS.register_module()

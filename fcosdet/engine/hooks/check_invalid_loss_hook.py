@@ -9,6 +9,8 @@ from mmengine.runner import Runner
 
 from fcosdet.registry import HOOKS
 
+from ..checkpoint_files import read_last_checkpoint
+
 
 class NonFiniteLossError(RuntimeError):
     """A loss term became NaN or infinite during training."""
@@ -36,8 +38,10 @@ def non_finite_terms(outputs: Mapping[str, object] | None) -> dict[str, float]:
 class CheckInvalidLossHook(Hook):
     """Raise :class:`NonFiniteLossError` when a loss term is NaN/Inf.
 
-    Runs before the checkpoint hook, so the step that produced the bad loss is never saved and
-    the last checkpoint stays intact. In distributed training every rank learns of a bad loss
+    Runs before the checkpoint hook, so the step that produced the bad loss is never saved, and
+    the checkpoint it started from is never confirmed (see
+    :class:`~fcosdet.engine.hooks.CheckpointHook`): the message names the last confirmed one,
+    which ``--resume`` picks. In distributed training every rank learns of a bad loss
     on any rank (one all-reduce of a flag), so all ranks stop together instead of hanging.
 
     Args:
@@ -64,8 +68,8 @@ class CheckInvalidLossHook(Hook):
         if num_bad.item() == 0:
             return
         terms = ', '.join(f'{k}={v}' for k, v in bad.items()) or 'on another rank'
-        last = runner.message_hub.get_info('last_ckpt')
+        last, _ = read_last_checkpoint(runner.work_dir)
         raise NonFiniteLossError(
             f'non-finite loss at iteration {runner.iter + 1} (epoch {runner.epoch + 1}): '
-            f'{terms}. Training stopped; last checkpoint: {last or "none"}. Try a lower learning '
-            'rate or a longer warm-up.')
+            f'{terms}. Training stopped; last good checkpoint (what --resume picks): '
+            f'{last or "none"}. Try a lower learning rate or a longer warm-up.')

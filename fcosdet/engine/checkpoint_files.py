@@ -1,0 +1,161 @@
+"""Durable files of a work dir: atomic writes, the ``last_checkpoint`` pointer, resume choice.
+
+A file is durable once its bytes are written, fsynced, renamed over the final name and the
+folder entry fsynced: a crash at any moment leaves either the old file or the new one, never a
+half-written one under the final name. Half-written files keep the hidden name
+``.<name>.<pid>.tmp`` and are removed by :func:`remove_stale_tmp_files` at the next start.
+
+``last_checkpoint`` names the newest *confirmed* checkpoint (see
+:class:`fcosdet.engine.hooks.CheckpointHook`), relative to the work dir so that a copied work
+dir resumes from its own files.
+"""
+import os
+import os.path as osp
+import re
+from collections.abc import Callable
+
+from .checkpoint_loading import CheckpointError, read_checkpoint
+
+LAST_CHECKPOINT = 'last_checkpoint'
+_TMP_RE = re.compile(r'^\..+\.\d+\.tmp$')
+_STEP_RE = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
+
+
+def tmp_path_for(path: str) -> str:
+    """The hidden temporary name used while ``path`` is written."""
+    folder, name = osp.split(path)
+    return osp.join(folder, f'.{name}.{os.getpid()}.tmp')
+
+
+def fsync_dir(folder: str) -> None:
+    """Flush a folder's entries (a rename inside it) to disk; a no-op where unsupported."""
+    try:
+        fd = os.open(folder or '.', os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # e.g. folders on some network file systems
+        pass
+    finally:
+        os.close(fd)
+
+
+def commit_file(tmp_path: str, path: str) -> None:
+    """Make the fully written ``tmp_path`` durable under the name ``path``."""
+    with open(tmp_path, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+    fsync_dir(osp.dirname(path))
+
+
+def write_durably(path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)``, then commit the result to ``path``.
+
+    The temporary file is removed if ``write`` raises; ``path`` keeps its old content.
+    """
+    tmp_path = tmp_path_for(path)
+    try:
+        write(tmp_path)
+        commit_file(tmp_path, path)
+    finally:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def write_text_durably(path: str, text: str) -> None:
+    """Replace the content of a text file atomically and durably."""
+    def write(tmp_path: str) -> None:
+        with open(tmp_path, 'w') as f:
+            f.write(text)
+    write_durably(path, write)
+
+
+def remove_stale_tmp_files(folder: str) -> list[str]:
+    """Remove the ``.<name>.<pid>.tmp`` files that killed writes left in ``folder``.
+
+    Returns:
+        The removed file names.
+    """
+    if not osp.isdir(folder):
+        return []
+    stale = sorted(n for n in os.listdir(folder) if _TMP_RE.match(n))
+    for name in stale:
+        os.remove(osp.join(folder, name))
+    return stale
+
+
+def write_last_checkpoint(work_dir: str, checkpoint: str) -> None:
+    """Point ``<work_dir>/last_checkpoint`` at ``checkpoint`` (relative when inside the dir)."""
+    rel = osp.relpath(osp.abspath(checkpoint), osp.abspath(work_dir))
+    text = checkpoint if rel.startswith('..') else rel
+    write_text_durably(osp.join(work_dir, LAST_CHECKPOINT), text)
+
+
+def read_last_checkpoint(work_dir: str) -> tuple[str | None, str]:
+    """The checkpoint named by ``<work_dir>/last_checkpoint``.
+
+    A relative name is taken relative to the work dir. For an absolute name (written by
+    mmengine's hook) a file of the same name in this work dir wins, so that a copied work dir
+    resumes from its own files even while the original ones still exist.
+
+    Returns:
+        ``(path, '')``, or ``(None, why)`` when there is no usable name.
+    """
+    pointer = osp.join(work_dir, LAST_CHECKPOINT)
+    if not osp.isfile(pointer):
+        return None, f'{pointer} does not exist'
+    with open(pointer) as f:
+        name = f.read().strip()
+    if not name:
+        return None, f'{pointer} is empty'
+    if not osp.isabs(name) and '://' not in name:
+        return osp.join(work_dir, name), ''
+    local = osp.join(work_dir, osp.basename(name))
+    return (local if osp.isfile(local) else name), ''
+
+
+def _candidates(work_dir: str) -> list[str]:
+    """``epoch_N.pth``/``iter_N.pth`` files of the work dir, newest (largest N) first."""
+    found = [(int(m.group(1)), osp.getmtime(osp.join(work_dir, n)), n)
+             for n in os.listdir(work_dir) if (m := _STEP_RE.match(n))]
+    return [osp.join(work_dir, n) for _, _, n in sorted(found, reverse=True)]
+
+
+def _loads(path: str) -> str:
+    """``''`` if the checkpoint at ``path`` reads, else why not."""
+    try:
+        read_checkpoint(path)
+    except CheckpointError as err:
+        return str(err)
+    return ''
+
+
+def find_resume_checkpoint(work_dir: str) -> tuple[str | None, list[str]]:
+    """The checkpoint ``--resume`` (without a file) continues from.
+
+    The one named by ``last_checkpoint`` if it loads; else the newest ``epoch_N.pth`` /
+    ``iter_N.pth`` of the work dir that loads.
+
+    Args:
+        work_dir: The run's work dir.
+
+    Returns:
+        The checkpoint path (None when the work dir holds no loadable checkpoint), and why each
+        skipped candidate was skipped (empty when ``last_checkpoint`` was used).
+    """
+    named, why = read_last_checkpoint(work_dir)
+    if named is not None:
+        why = _loads(named)
+        if not why:
+            return named, []
+    tried = {osp.abspath(named)} if named else set()
+    skipped = [why] if osp.isfile(osp.join(work_dir, LAST_CHECKPOINT)) else []
+    for path in _candidates(work_dir) if osp.isdir(work_dir) else []:
+        if osp.abspath(path) in tried:
+            continue
+        why = _loads(path)
+        if not why:
+            return path, skipped
+        skipped.append(why)
+    return None, skipped
