@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 import torch
 from mmengine import fileio
 from mmengine.logging import print_log
+from mmengine.model import BaseTTAModel, is_model_wrapper
 from torch import nn
 
 # (pattern, replacement) applied to state-dict keys: strip a DDP wrapper's prefix
@@ -118,7 +119,7 @@ def load_model_weights(model: nn.Module, checkpoint: Mapping, filename: str,
     """Load ``checkpoint['state_dict']`` into ``model``, checking shapes and coverage.
 
     Args:
-        model: The model (unwrapped).
+        model: The model (a DDP wrapper or a TTA model is unwrapped to its detector).
         checkpoint: A checkpoint from :func:`read_checkpoint`.
         filename: Its file, for messages.
         allow_partial: Load only the tensors whose name and shape match and warn about the
@@ -130,6 +131,8 @@ def load_model_weights(model: nn.Module, checkpoint: Mapping, filename: str,
             has parameters/buffers the checkpoint lacks. The message names them and both
             sides' ``num_classes``.
     """
+    if is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+        model = model.module  # the detector inside (DDP, --tta), as mmengine's loader does
     state_dict = _revised_state_dict(checkpoint, revise_keys)
     own = model.state_dict()
     mismatched = [k for k, v in state_dict.items()
