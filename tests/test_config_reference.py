@@ -24,9 +24,7 @@ CONFIGS = {p.stem: p for p in sorted((REPO / 'configs').rglob('*.py'))
 # (config name, dotted key) -> why fcosdet's value differs from MMDetection's
 ALLOWED: dict[tuple[str, str], str] = {}
 # reference configs that have no fcosdet config yet -> why
-NOT_YET = {
-    'tood_r50_fpn_1x_coco': 'issue 12',
-}
+NOT_YET: dict[str, str] = {}
 
 
 def plain(value: object) -> object:

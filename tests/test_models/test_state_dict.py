@@ -25,6 +25,7 @@ CASES = {  # config under configs/ -> reference list
     # the multi-scale 2x config trains the same model
     'gfl/gfl_r50_fpn_ms-2x_coco.py': 'gfl_r50_fpn_1x_coco_state_dict.txt',
     'ddod/ddod_r50_fpn_1x_coco.py': 'ddod_r50_fpn_1x_coco_state_dict.txt',
+    'tood/tood_r50_fpn_1x_coco.py': 'tood_r50_fpn_1x_coco_state_dict.txt',
 }
 # FCOS with DCNv2 in ResNet stages 2-4 and on the last tower convs.
 DCN_CASES = {

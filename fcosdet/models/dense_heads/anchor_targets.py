@@ -22,6 +22,7 @@ from fcosdet.models.dense_heads.dense_utils import (
     reduce_mean,
 )
 from fcosdet.models.task_modules.assign_result import DenseAssignResult
+from fcosdet.models.task_modules.fcos_assigner import centerness_target
 from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
 
@@ -76,21 +77,16 @@ def build_train_cfg(train_cfg: dict | None, owner: str,
     return cfg, assigners
 
 
-def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_channels: int,
-                     stacked_convs: int, conv_cfg: dict | None, norm_cfg: dict | None,
-                     anchor_generator: dict, bbox_coder: dict, train_cfg: dict | None,
-                     test_cfg: dict | None, losses: dict[str, dict],
-                     output_convs: dict[str, int], pred_kernel_size: int = 3,
-                     assigner_keys: tuple[str, ...] = ('assigner',)) -> None:
-    """Give ``head`` the parts the ATSS-style heads share, under MMDetection's names and in
-    its state-dict order (towers, output convs, scales).
+def init_anchor_settings(head: nn.Module, num_classes: int, in_channels: int,
+                         feat_channels: int, anchor_generator: dict, bbox_coder: dict,
+                         train_cfg: dict | None, test_cfg: dict | None, losses: dict[str, dict],
+                         assigner_keys: tuple[str, ...] = ('assigner',)) -> None:
+    """Give ``head`` the parameter-free parts the anchor-based family heads share.
 
     Sets ``num_classes``, ``in_channels``, ``feat_channels``, ``train_cfg`` (checked settings)
     and one attribute per assigner key (None without a ``train_cfg``), ``test_cfg`` (checked
-    against :data:`DENSE_TEST_CFG`), ``prior_generator``, ``bbox_coder``, one attribute per
-    entry of ``losses`` (name -> MODELS config), ``cls_convs``/``reg_convs`` (towers), one
-    ``nn.Conv2d(tower channels, A * channels, pred_kernel_size)`` per entry of
-    ``output_convs`` (name -> channels per anchor, in order) and ``scales`` (one per level).
+    against :data:`DENSE_TEST_CFG`), ``prior_generator``, ``bbox_coder`` and one attribute per
+    entry of ``losses`` (name -> MODELS config).
     """
     owner = type(head).__name__
     if not isinstance(num_classes, int) or num_classes < 1:
@@ -104,6 +100,23 @@ def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_c
     head.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
     for name, cfg in losses.items():
         setattr(head, name, MODELS.build(copy.deepcopy(cfg)))
+
+
+def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_channels: int,
+                     stacked_convs: int, conv_cfg: dict | None, norm_cfg: dict | None,
+                     anchor_generator: dict, bbox_coder: dict, train_cfg: dict | None,
+                     test_cfg: dict | None, losses: dict[str, dict],
+                     output_convs: dict[str, int], pred_kernel_size: int = 3,
+                     assigner_keys: tuple[str, ...] = ('assigner',)) -> None:
+    """Give ``head`` the parts the ATSS-style heads share, under MMDetection's names and in
+    its state-dict order (towers, output convs, scales).
+
+    Everything :func:`init_anchor_settings` sets, then ``cls_convs``/``reg_convs`` (towers),
+    one ``nn.Conv2d(tower channels, A * channels, pred_kernel_size)`` per entry of
+    ``output_convs`` (name -> channels per anchor, in order) and ``scales`` (one per level).
+    """
+    init_anchor_settings(head, num_classes, in_channels, feat_channels, anchor_generator,
+                         bbox_coder, train_cfg, test_cfg, losses, assigner_keys)
     head.cls_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
                                  conv_cfg=conv_cfg)
     head.reg_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
@@ -119,6 +132,13 @@ def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_c
 def anchor_center(anchors: Tensor) -> Tensor:
     """Centres ``[..., 2]`` of ``[..., 4]`` anchors."""
     return (anchors[..., :2] + anchors[..., 2:]) / 2
+
+
+def anchor_centerness(anchors: Tensor, gt_bboxes: Tensor) -> Tensor:
+    """ATSS's centre-ness ``[P]`` of each anchor centre inside its gt box (``[P, 4]`` each)."""
+    centers = anchor_center(anchors)
+    return centerness_target(torch.cat([centers - gt_bboxes[:, :2], gt_bboxes[:, 2:] - centers],
+                                       dim=1))
 
 
 def level_strides(prior_generator: object, anchors: list[Tensor]) -> Tensor:

@@ -5,12 +5,11 @@ Shape letters: N images, L levels, R anchors (all levels), R_l anchors of level 
 anchors of the batch, C classes (background is label C), K candidates, H_l/W_l map size.
 """
 
-import torch
 from mmengine.structures import InstanceData
 from torch import Tensor
 
 from fcosdet.models.dense_heads.anchor_targets import (
-    anchor_center,
+    anchor_centerness,
     anchor_targets,
     init_anchor_head,
 )
@@ -23,7 +22,6 @@ from fcosdet.models.dense_heads.dense_utils import (
     head_init_cfg,
     reduce_mean,
 )
-from fcosdet.models.task_modules.fcos_assigner import centerness_target
 from fcosdet.registry import MODELS
 
 GN = dict(type='GN', num_groups=32, requires_grad=True)
@@ -121,9 +119,7 @@ class ATSSHead(BaseDenseHead):
 
         pos_anchors = targets.flat_anchors.expand_as(flat_bbox)[pos_mask]  # [P, 4]
         pos_gt = targets.assign.bbox_targets[pos_mask]
-        centers = anchor_center(pos_anchors)
-        ctr_targets = centerness_target(torch.cat([centers - pos_gt[:, :2],
-                                                   pos_gt[:, 2:] - centers], dim=1))  # [P]
+        ctr_targets = anchor_centerness(pos_anchors, pos_gt)  # [P]
         # Every rank joins the all-reduce, also with no positives.
         bbox_avg_factor = float(reduce_mean(ctr_targets.sum()).clamp(min=1))
         if not bool(pos_mask.any()):

@@ -160,3 +160,22 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
     # torchvision infers G from weight.shape[1] and D from offset.shape[1]: same layout.
     return _tv_deform_conv2d(x, offset.to(x.dtype), weight, bias, stride, padding, dilation,
                              None if mask is None else mask.to(x.dtype))
+
+
+def deform_sampling(x: Tensor, offset: Tensor) -> Tensor:
+    """Every channel sampled bilinearly at its own offset (TOOD's regression alignment).
+
+    A deformable convolution with a 1x1 all-ones kernel, one conv group and one deform group
+    per channel: output ``(c, y, x)`` is the input channel c read at ``(y + dy_c, x + dx_c)``,
+    corners outside the map reading zero.
+
+    Args:
+        x: Input ``[N, C, H, W]``.
+        offset: ``[N, 2 * C, H, W]``, (dy, dx) of channel c at ``2c``, ``2c + 1``.
+
+    Returns:
+        Tensor: ``[N, C, H, W]``.
+    """
+    channels = x.shape[1]
+    weight = x.new_ones((channels, 1, 1, 1))
+    return deform_conv2d(x, offset, weight, None, 1, 0, 1, channels, channels)

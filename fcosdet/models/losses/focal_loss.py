@@ -11,24 +11,25 @@ from .utils import check_reduction, weight_reduce_loss
 
 
 def sigmoid_focal_loss(pred: Tensor, target: Tensor, gamma: float = 2.0,
-                       alpha: float = 0.25) -> Tensor:
+                       alpha: float = 0.25, activated: bool = False) -> Tensor:
     """Element-wise ``FL = −α_t (1 − p_t)^γ log(p_t)`` with ``p = sigmoid(pred)``.
 
     Args:
-        pred: ``[R, C]`` logits.
+        pred: ``[R, C]`` logits (probabilities ``p`` when ``activated``).
         target: ``[R, C]`` float targets in [0, 1] (one-hot, or all-zero for background).
         gamma: Focusing exponent γ.
         alpha: Weight α of positives (``1 − α`` for negatives).
+        activated: ``pred`` already holds probabilities (TOOD's warm-up).
 
     Returns:
         ``[R, C]`` loss.
     """
-    prob = pred.sigmoid()
+    prob = pred if activated else pred.sigmoid()
     one_minus_pt = prob * (1 - target) + (1 - prob) * target
     alpha_t = alpha * target + (1 - alpha) * (1 - target)
-    # −log(p_t) computed stably from the logits.
-    ce = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
-    return alpha_t * one_minus_pt.pow(gamma) * ce
+    # −log(p_t): stably from the logits, or clamped at 100 by binary_cross_entropy.
+    bce = F.binary_cross_entropy if activated else F.binary_cross_entropy_with_logits
+    return alpha_t * one_minus_pt.pow(gamma) * bce(pred, target, reduction='none')
 
 
 @MODELS.register_module()
@@ -41,10 +42,12 @@ class FocalLoss(nn.Module):
         alpha: Weight α of positives.
         reduction: ``'none'``, ``'mean'`` or ``'sum'``.
         loss_weight: Multiplier of the loss.
+        activated: Predictions are probabilities already (TOOD), not logits.
     """
 
     def __init__(self, use_sigmoid: bool = True, gamma: float = 2.0, alpha: float = 0.25,
-                 reduction: str = 'mean', loss_weight: float = 1.0) -> None:
+                 reduction: str = 'mean', loss_weight: float = 1.0,
+                 activated: bool = False) -> None:
         super().__init__()
         if not use_sigmoid:
             raise ValueError('FocalLoss: only use_sigmoid=True is supported, got False')
@@ -53,6 +56,7 @@ class FocalLoss(nn.Module):
         self.alpha = alpha
         self.reduction = check_reduction(reduction, 'FocalLoss')
         self.loss_weight = loss_weight
+        self.activated = activated
 
     def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None,
                 avg_factor: float | Tensor | None = None,
@@ -60,7 +64,7 @@ class FocalLoss(nn.Module):
         """Focal loss of ``pred`` against ``target``.
 
         Args:
-            pred: ``[R, C]`` logits.
+            pred: ``[R, C]`` logits (probabilities when ``activated``).
             target: Long ``[R]`` labels in ``[0, C]`` (C = background) or float one-hot ``[R, C]``.
             weight: ``[R]`` or ``[R, C]`` element weights.
             avg_factor: Divisor of the summed loss for ``'mean'`` (e.g. the number of positives).
@@ -77,5 +81,6 @@ class FocalLoss(nn.Module):
         elif target.shape != pred.shape:
             raise ValueError(f'FocalLoss: target {tuple(target.shape)} must be [R] labels or '
                              f'match pred {tuple(pred.shape)}')
-        loss = sigmoid_focal_loss(pred, target.to(pred.dtype), self.gamma, self.alpha)
+        loss = sigmoid_focal_loss(pred, target.to(pred.dtype), self.gamma, self.alpha,
+                                  self.activated)
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)

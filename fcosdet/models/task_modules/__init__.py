@@ -7,7 +7,8 @@ from .distance_point_bbox_coder import DistancePointBBoxCoder
 from .fcos_assigner import FCOSAssigner, centerness_target
 from .pad_gt import pad_gt_instances
 from .point_generator import MlvlPointGenerator
+from .task_aligned_assigner import TaskAlignedAssigner, normalized_alignment
 
 __all__ = ['ATSSAssigner', 'AnchorGenerator', 'DeltaXYWHBBoxCoder', 'DenseAssignResult',
            'DistancePointBBoxCoder', 'FCOSAssigner', 'MlvlPointGenerator', 'centerness_target',
-           'clip_bboxes', 'pad_gt_instances']
+           'TaskAlignedAssigner', 'clip_bboxes', 'normalized_alignment', 'pad_gt_instances']

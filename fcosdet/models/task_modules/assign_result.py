@@ -20,12 +20,16 @@ class DenseAssignResult(NamedTuple):
             for background.
         max_overlaps (Tensor): ``[N, R]``: matching quality of the assigned box (IoU, or the
             assigner's cost such as ``score^(1-α)·IoU^α``), 0 for background.
+        assign_metrics (Tensor | None): ``[N, R]``: the task-alignment metric
+            ``s^α·u^β`` of the assigned box (``TaskAlignedAssigner``; 0 for background), None
+            for the other assigners (MMDetection sets it as an extra attribute).
     """
 
     gt_inds: Tensor
     labels: Tensor
     bbox_targets: Tensor
     max_overlaps: Tensor
+    assign_metrics: Tensor | None = None
 
     @property
     def pos_mask(self) -> Tensor:

@@ -75,9 +75,9 @@ class ATSSAssigner:
         num_images, num_gts = gt_bboxes.shape[:2]
         overlaps = self._quality(flat_priors, gt_bboxes, gt_labels, pred_scores, pred_bboxes)
         if num_gts == 0:
-            return _gather_result(overlaps.new_zeros((num_images, flat_priors.shape[0], 0),
-                                                     dtype=torch.bool),
-                                  overlaps, gt_bboxes, gt_labels, num_classes)
+            return gather_assignment(overlaps.new_zeros((num_images, flat_priors.shape[0], 0),
+                                                        dtype=torch.bool),
+                                     overlaps, gt_bboxes, gt_labels, num_classes)
         prior_ctr = (flat_priors[:, :2] + flat_priors[:, 2:4]) / 2.0  # [R, 2]
         gt_ctr = (gt_bboxes[..., :2] + gt_bboxes[..., 2:]) / 2.0  # [N, M, 2]
         distances = (prior_ctr[None, :, None, :] - gt_ctr[:, None, :, :]).pow(2).sum(-1).sqrt()
@@ -91,14 +91,9 @@ class ATSSAssigner:
         is_pos = cand_overlaps >= threshold[:, None, :]
         if cand_valid is not None:
             is_pos &= cand_valid
-        cand_ctr_x, cand_ctr_y = prior_ctr[:, 0][cand_idx], prior_ctr[:, 1][cand_idx]
-        inside = torch.stack([cand_ctr_x - gt_bboxes[:, None, :, 0],
-                              cand_ctr_y - gt_bboxes[:, None, :, 1],
-                              gt_bboxes[:, None, :, 2] - cand_ctr_x,
-                              gt_bboxes[:, None, :, 3] - cand_ctr_y]).amin(dim=0) > INSIDE_EPS
-        is_pos &= inside & gt_valid[:, None, :]
+        is_pos &= centres_inside(prior_ctr, cand_idx, gt_bboxes) & gt_valid[:, None, :]
         positive = torch.zeros_like(overlaps, dtype=torch.bool).scatter_(1, cand_idx, is_pos)
-        return _gather_result(positive, overlaps, gt_bboxes, gt_labels, num_classes)
+        return gather_assignment(positive, overlaps, gt_bboxes, gt_labels, num_classes)
 
     def _quality(self, flat_priors: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
                  pred_scores: Tensor | None, pred_bboxes: Tensor | None) -> Tensor:
@@ -134,10 +129,21 @@ def _mean_plus_std(values: Tensor, valid: Tensor | None) -> Tensor:
     return mean + var.sqrt()
 
 
-def _gather_result(positive: Tensor, overlaps: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
-                   num_classes: int) -> DenseAssignResult:
-    """Resolve ``[N, R, M]`` positives to one gt per prior (highest quality, then lowest
-    index) and gather its label and box."""
+def centres_inside(prior_ctr: Tensor, cand_idx: Tensor, gt_bboxes: Tensor) -> Tensor:
+    """Bool ``[N, T, M]``: the centre of candidate ``cand_idx[n, t, m]`` (long ``[N, T, M]``
+    indices into ``prior_ctr [R, 2]``) lies more than ``INSIDE_EPS`` inside gt box m of image n
+    (``gt_bboxes [N, M, 4]``) on every side."""
+    cand_ctr_x, cand_ctr_y = prior_ctr[:, 0][cand_idx], prior_ctr[:, 1][cand_idx]
+    return torch.stack([cand_ctr_x - gt_bboxes[:, None, :, 0],
+                        cand_ctr_y - gt_bboxes[:, None, :, 1],
+                        gt_bboxes[:, None, :, 2] - cand_ctr_x,
+                        gt_bboxes[:, None, :, 3] - cand_ctr_y]).amin(dim=0) > INSIDE_EPS
+
+
+def gather_assignment(positive: Tensor, overlaps: Tensor, gt_bboxes: Tensor, gt_labels: Tensor,
+                      num_classes: int) -> DenseAssignResult:
+    """Resolve ``[N, R, M]`` positives to one gt per prior (highest ``overlaps [N, R, M]``,
+    then lowest gt index) and gather its label ``[N, R]`` and box ``[N, R, 4]``."""
     num_images, num_priors = positive.shape[:2]
     if positive.shape[2] == 0:
         return DenseAssignResult(

@@ -77,3 +77,10 @@ def test_bad_config_raises():
         FocalLoss(reduction='avg')
     with pytest.raises(ValueError, match='target'):
         FocalLoss()(torch.zeros(3, 2), torch.zeros(3, 3))
+
+
+def test_activated_takes_probabilities():
+    """TOOD's warm-up loss: the same formula on probabilities instead of logits."""
+    loss = MODELS.build(dict(type='FocalLoss', activated=True, reduction='none'))
+    probs = torch.tensor(LOGITS, dtype=torch.float64).sigmoid()
+    torch.testing.assert_close(loss(probs, torch.tensor(LABELS)), _hand_focal(LOGITS, LABELS))
