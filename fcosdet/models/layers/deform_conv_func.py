@@ -178,4 +178,6 @@ def deform_sampling(x: Tensor, offset: Tensor) -> Tensor:
     """
     channels = x.shape[1]
     weight = x.new_ones((channels, 1, 1, 1))
-    return deform_conv2d(x, offset, weight, None, 1, 0, 1, channels, channels)
+    # contiguous: the pure op views the offsets, which channels-last training would break
+    return deform_conv2d(x.contiguous(), offset.contiguous(), weight, None, 1, 0, 1, channels,
+                         channels)
