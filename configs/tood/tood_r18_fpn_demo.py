@@ -1,0 +1,51 @@
+# TOOD on the generated demo dataset: the ATSS demo (itself the FCOS demo's backbone, neck, data
+# and 40-epoch schedule) with the TOOD head, its two assignment phases and SetEpochInfoHook.
+# `python tools/train.py configs/tood/tood_r18_fpn_demo.py`
+_base_ = '../atss/atss_r18_fpn_demo.py'
+feat_channels = 64
+
+model = dict(
+    type='TOOD',
+    bbox_head=dict(
+        _delete_=True,
+        type='TOODHead',
+        num_classes=4,
+        in_channels=feat_channels,
+        # one shared stack as deep as the ATSS demo's two towers together
+        stacked_convs=4,
+        feat_channels=feat_channels,
+        norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
+        anchor_type='anchor_free',
+        initial_loss_cls=dict(
+            type='FocalLoss',
+            use_sigmoid=True,
+            activated=True,
+            gamma=2.0,
+            alpha=0.25,
+            loss_weight=1.0),
+        loss_cls=dict(
+            type='QualityFocalLoss',
+            use_sigmoid=True,
+            activated=True,
+            beta=2.0,
+            loss_weight=1.0),
+        loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+    train_cfg=dict(
+        _delete_=True,
+        # MMDetection warms up with ATSS for 4 of 12 epochs; the same third of this 40-epoch
+        # schedule is 13 epochs
+        initial_epoch=13,
+        initial_assigner=dict(type='ATSSAssigner', topk=9),
+        assigner=dict(type='TaskAlignedAssigner', topk=13),
+        alpha=1,
+        beta=6,
+        allowed_border=-1,
+        pos_weight=-1,
+        debug=False))
+# The runtime's hooks plus SetEpochInfoHook (the head's switch of assignment needs the epoch).
+custom_hooks = [
+    dict(type='CheckInvalidLossHook', interval=1),
+    dict(type='NumClassCheckHook'),
+    dict(type='ChannelsLastHook'),
+    dict(type='SetEpochInfoHook'),
+]
