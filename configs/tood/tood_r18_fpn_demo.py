@@ -15,21 +15,8 @@ model = dict(
         stacked_convs=4,
         feat_channels=feat_channels,
         norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),
-        anchor_type='anchor_free',
-        initial_loss_cls=dict(
-            type='FocalLoss',
-            use_sigmoid=True,
-            activated=True,
-            gamma=2.0,
-            alpha=0.25,
-            loss_weight=1.0),
-        loss_cls=dict(
-            type='QualityFocalLoss',
-            use_sigmoid=True,
-            activated=True,
-            beta=2.0,
-            loss_weight=1.0),
-        loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+        # anchors, coder and the three losses: the head's defaults, MMDetection's TOOD values
+        anchor_type='anchor_free'),
     train_cfg=dict(
         _delete_=True,
         # MMDetection warms up with ATSS for 4 of 12 epochs; the same third of this 40-epoch
