@@ -78,28 +78,6 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
-def cpu_has_amx(cpuinfo: str = '/proc/cpuinfo') -> bool | None:
-    """Whether the CPU exposes AMX bfloat16 tiles (Linux flag ``amx_bf16``).
-
-    Without AMX, oneDNN's bfloat16 convolutions (AVX512-BF16 dot products) are no faster than
-    float32 ones, so bf16 autocast does not pay off.
-
-    Args:
-        cpuinfo: The ``/proc/cpuinfo``-format file to read.
-
-    Returns:
-        bool | None: The flag's presence; None where it cannot be read (not Linux).
-    """
-    try:
-        with open(cpuinfo) as file:
-            for line in file:
-                if line.startswith('flags'):
-                    return 'amx_bf16' in line.split()
-    except OSError:
-        pass
-    return None
-
-
 def _to_float32(outputs: object) -> object:
     """Cast every floating tensor of a (nested) tuple/list output back to float32."""
     if isinstance(outputs, Tensor):
@@ -189,11 +167,6 @@ def apply_fast_path(model: nn.Module, spec: FastPathSpec) -> dict[str, bool]:
         warnings.warn('fast_path bf16: this CPU has no native bfloat16 support '
                       '(AVX512-BF16/AMX); running in float32')
         selected['bf16'] = False
-    elif selected['bf16'] and cpu_has_amx() is False:
-        warnings.warn('fast_path bf16: this CPU has AVX512-BF16 but no AMX, where bfloat16 '
-                      'convolutions are no faster than float32 (R-50 FCOS: 1.18x the fp32 time, '
-                      'docs/benchmark.md); running bf16 as asked. For reduced-precision speed '
-                      'here, export an int8 ONNX model (pytorch2onnx.py --int8)')
     if selected['bf16']:
         autocast_method(model, 'extract_feat')
         autocast_method(model.bbox_head, 'forward', float_outputs=True)

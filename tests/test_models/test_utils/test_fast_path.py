@@ -79,7 +79,6 @@ def test_fp32_fast_path_equals_plain_model():
 
 def test_bf16_fast_path_runs_network_in_bf16_and_outputs_fp32(monkeypatch):
     monkeypatch.setattr(fast_path_module, 'cpu_supports_bf16', lambda: True)
-    monkeypatch.setattr(fast_path_module, 'cpu_has_amx', lambda: True)
     plain = _tiny_detector()
     fast = copy.deepcopy(plain)
     assert apply_fast_path(fast, ['bf16'])['bf16']
@@ -92,25 +91,6 @@ def test_bf16_fast_path_runs_network_in_bf16_and_outputs_fp32(monkeypatch):
     errors = [float((a - e).abs().max() / e.abs().max()) for a, e in zip(actual, expected)]
     # bf16 keeps 8 mantissa bits: a few percent of the range after ~20 layers, never exact
     assert max(errors) < 0.1 and max(errors) > 0
-
-
-def test_cpu_has_amx_reads_the_flags_line(tmp_path):
-    info = tmp_path / 'cpuinfo'
-    info.write_text('processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile amx_bf16\n')
-    assert fast_path_module.cpu_has_amx(str(info)) is True
-    info.write_text('processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16x\n')
-    assert fast_path_module.cpu_has_amx(str(info)) is False
-    assert fast_path_module.cpu_has_amx(str(tmp_path / 'missing')) is None
-
-
-def test_bf16_without_amx_warns_but_runs_bf16(monkeypatch):
-    monkeypatch.setattr(fast_path_module, 'cpu_supports_bf16', lambda: True)
-    monkeypatch.setattr(fast_path_module, 'cpu_has_amx', lambda: False)
-    model = _tiny_detector()
-    with pytest.warns(UserWarning, match='no AMX.*int8'):
-        assert apply_fast_path(model, ['bf16'])['bf16']
-    with torch.no_grad():
-        assert all(f.dtype == torch.bfloat16 for f in model.extract_feat(torch.randn(1, 3, 64, 64)))
 
 
 def test_bf16_without_cpu_support_warns_and_stays_fp32(monkeypatch):
