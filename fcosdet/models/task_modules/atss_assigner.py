@@ -91,7 +91,8 @@ class ATSSAssigner:
         is_pos = cand_overlaps >= threshold[:, None, :]
         if cand_valid is not None:
             is_pos &= cand_valid
-        is_pos &= centres_inside(prior_ctr, cand_idx, gt_bboxes) & gt_valid[:, None, :]
+        is_pos &= centres_inside(prior_ctr[:, 0][cand_idx], prior_ctr[:, 1][cand_idx],
+                                 gt_bboxes) & gt_valid[:, None, :]
         positive = torch.zeros_like(overlaps, dtype=torch.bool).scatter_(1, cand_idx, is_pos)
         return gather_assignment(positive, overlaps, gt_bboxes, gt_labels, num_classes)
 
@@ -129,11 +130,10 @@ def _mean_plus_std(values: Tensor, valid: Tensor | None) -> Tensor:
     return mean + var.sqrt()
 
 
-def centres_inside(prior_ctr: Tensor, cand_idx: Tensor, gt_bboxes: Tensor) -> Tensor:
-    """Bool ``[N, T, M]``: the centre of candidate ``cand_idx[n, t, m]`` (long ``[N, T, M]``
-    indices into ``prior_ctr [R, 2]``) lies more than ``INSIDE_EPS`` inside gt box m of image n
+def centres_inside(cand_ctr_x: Tensor, cand_ctr_y: Tensor, gt_bboxes: Tensor) -> Tensor:
+    """Bool ``[N, T, M]``: candidate centre (``cand_ctr_x``, ``cand_ctr_y``, each broadcastable
+    to ``[N, T, M]``) lies more than ``INSIDE_EPS`` inside gt box m of image n
     (``gt_bboxes [N, M, 4]``) on every side."""
-    cand_ctr_x, cand_ctr_y = prior_ctr[:, 0][cand_idx], prior_ctr[:, 1][cand_idx]
     return torch.stack([cand_ctr_x - gt_bboxes[:, None, :, 0],
                         cand_ctr_y - gt_bboxes[:, None, :, 1],
                         gt_bboxes[:, None, :, 2] - cand_ctr_x,

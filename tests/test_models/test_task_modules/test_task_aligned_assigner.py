@@ -68,14 +68,15 @@ def test_invalid_priors_are_skipped():
 
 
 def test_equal_metrics_take_the_lowest_prior_index():
-    """p0, p1, p2 predict the same box with the same score for A: top-2 takes p0 and p1."""
+    """p0, p1, p2 predict the same box with the same score for A: top-2 takes p0 and p1; so
+    does top-3 when p3 (above them) takes the first place."""
     boxes = BOXES.clone()
     boxes[:3] = torch.tensor([0.0, 0, 10, 8])
     scores = SCORES.clone()
     scores[:3] = torch.tensor([0.8, 0.0])
+    assert assign(topk=3, scores=scores, boxes=boxes).gt_inds[0, :3].tolist() == [0, 0, -1]
     scores[3] = 0.0  # p3 out of the race
-    result = assign(topk=2, scores=scores, boxes=boxes)
-    assert result.gt_inds[0, :3].tolist() == [0, 0, -1]
+    assert assign(topk=2, scores=scores, boxes=boxes).gt_inds[0, :3].tolist() == [0, 0, -1]
 
 
 def test_zero_metric_is_never_positive():
