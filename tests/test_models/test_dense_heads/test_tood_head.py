@@ -289,3 +289,12 @@ def test_bad_config_fails_early():
         make_head(train_cfg={k: v for k, v in TRAIN_CFG.items() if k != 'initial_epoch'})
     with pytest.raises(ValueError, match='num_dcn must be an int in'):
         make_head(num_dcn=3)
+
+
+def test_num_dcn_makes_the_first_stacked_convs_deformable():
+    head = make_head(num_dcn=1)
+    assert 'inter_convs.0.conv.conv_offset.weight' in head.state_dict()
+    assert 'inter_convs.1.conv.conv_offset.weight' not in head.state_dict()
+    assert head.inter_convs[0].conv.deform_groups == 4
+    cls_scores, _ = head((torch.randn(1, 4, 8, 8), torch.randn(1, 4, 4, 4)))
+    assert tuple(cls_scores[0].shape) == (1, 3, 8, 8)
