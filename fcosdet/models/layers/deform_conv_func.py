@@ -74,7 +74,7 @@ def _sample_grid(offset: Tensor, in_size: tuple[int, int], kernel_size: tuple[in
     """
     n, _, ho, wo = offset.shape
     kh, kw = kernel_size
-    off = offset.view(n * deform_groups, kh * kw, 2, ho, wo)
+    off = offset.reshape(n * deform_groups, kh * kw, 2, ho, wo)
     opts = dict(device=offset.device, dtype=offset.dtype)
     ki = torch.arange(kh, **opts).repeat_interleave(kw) * dilation[0]  # [K]
     kj = torch.arange(kw, **opts).repeat(kh) * dilation[1]
@@ -99,7 +99,7 @@ def _grid_sample_channels(x: Tensor, grid: Tensor) -> Tensor:
         grid = grid[:, None].expand(-1, e // chunk, -1, -1, -1).reshape(-1, *grid.shape[1:])
         x = x.reshape(b * (e // chunk), chunk, h, w)
     cols = F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-    return cols.view(b, e, *grid.shape[1:3])
+    return cols.reshape(b, e, *grid.shape[1:3])
 
 
 def deform_conv2d_pure(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None = None,
@@ -130,7 +130,7 @@ def deform_conv2d_pure(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor |
     grid = _sample_grid(offset.to(x.dtype), (h, w), (kh, kw), stride, padding, dilation, d)
     cols = _grid_sample_channels(x.reshape(n * d, c // d, h, w), grid)  # [N * D, C / D, K, P]
     if mask is not None:
-        mask = mask.to(x.dtype).view(n * d, 1, k, ho * wo)
+        mask = mask.to(x.dtype).reshape(n * d, 1, k, ho * wo)
         # In place unless autograd needs the unmasked samples for the mask's gradient.
         keep = torch.is_grad_enabled() and mask.requires_grad
         cols = cols * mask if keep else cols.mul_(mask)
@@ -178,6 +178,4 @@ def deform_sampling(x: Tensor, offset: Tensor) -> Tensor:
     """
     channels = x.shape[1]
     weight = x.new_ones((channels, 1, 1, 1))
-    # contiguous: the pure op views the offsets, which channels-last training would break
-    return deform_conv2d(x.contiguous(), offset.contiguous(), weight, None, 1, 0, 1, channels,
-                         channels)
+    return deform_conv2d(x, offset, weight, None, 1, 0, 1, channels, channels)

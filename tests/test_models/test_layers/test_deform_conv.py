@@ -220,3 +220,23 @@ def test_pack_splits_offsets_and_mask_like_mmcv():
     ref = loop_deform_conv(x, raw[:, :18], layer.weight, layer.bias, 1, 1, 1, 1, 1,
                            raw[:, 18:].sigmoid())
     torch.testing.assert_close(layer(x), ref, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_pack_with_deform_groups_in_any_memory_format(channels_last):
+    """Two deform groups: the offsets are a channel slice of ``conv_offset``'s output (not a
+    view-compatible tensor), and channels-last training (``ChannelsLastHook``) hands NHWC
+    inputs and offsets to the op; both must give the loop reference's values and gradients."""
+    layer = ModulatedDeformConv2dPack(4, 2, 3, padding=1, deform_groups=2).double()
+    torch.nn.init.normal_(layer.conv_offset.weight, std=0.3)
+    x = torch.randn(2, 4, 5, 4, dtype=torch.float64)  # N > 1: the slice is not viewable
+    raw = layer.conv_offset(x).detach()
+    ref = loop_deform_conv(x, raw[:, :36], layer.weight, layer.bias, 1, 1, 1, 1, 2,
+                           raw[:, 36:].sigmoid())
+    if channels_last:
+        layer = layer.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    out = layer(x.requires_grad_())
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all() and layer.conv_offset.weight.grad.abs().sum() > 0
