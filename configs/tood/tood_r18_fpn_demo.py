@@ -1,5 +1,5 @@
 # TOOD on the generated demo dataset: the ATSS demo (itself the FCOS demo's backbone, neck, data
-# and 40-epoch schedule) with the TOOD head, its two assignment phases and SetEpochInfoHook.
+# and 40-epoch schedule) with the TOOD head and its two assignment phases.
 # `python tools/train.py configs/tood/tood_r18_fpn_demo.py`
 _base_ = '../atss/atss_r18_fpn_demo.py'
 feat_channels = 64
@@ -29,10 +29,3 @@ model = dict(
         allowed_border=-1,
         pos_weight=-1,
         debug=False))
-# The runtime's hooks plus SetEpochInfoHook (the head's switch of assignment needs the epoch).
-custom_hooks = [
-    dict(type='CheckInvalidLossHook', interval=1),
-    dict(type='NumClassCheckHook'),
-    dict(type='ChannelsLastHook'),
-    dict(type='SetEpochInfoHook'),
-]

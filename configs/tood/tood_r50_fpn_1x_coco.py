@@ -48,11 +48,3 @@ model = dict(
         allowed_border=-1,
         pos_weight=-1,
         debug=False))
-# The runtime's hooks plus SetEpochInfoHook, which sets model.bbox_head.epoch before every
-# training epoch (the head's switch to task-aligned assignment depends on it).
-custom_hooks = [
-    dict(type='CheckInvalidLossHook', interval=1),
-    dict(type='NumClassCheckHook'),
-    dict(type='ChannelsLastHook'),
-    dict(type='SetEpochInfoHook'),
-]

@@ -54,10 +54,13 @@ def test_a_head_without_epoch_is_refused():
         SetEpochInfoHook().before_train_epoch(SimpleNamespace(model=model, epoch=0))
 
 
+@pytest.mark.parametrize('with_hook', [False, True], ids=['message-hub', 'hook'])
 def test_training_switches_to_task_aligned_assignment_after_initial_epoch(
-        tiny_config, tmp_path, monkeypatch):
+        tiny_config, tmp_path, monkeypatch, with_hook):
     """The tiny FCOS config with a TOOD head, 2 epochs, initial_epoch 1: epoch 0 assigns with
-    ATSS only, epoch 1 with the task-aligned assigner only; validation predicts boxes."""
+    ATSS only, epoch 1 with the task-aligned assigner only, whether the head follows the
+    runner's MessageHub (the shipped configs) or SetEpochInfoHook sets its epoch; validation
+    predicts boxes."""
     register_all_modules()
     calls = []
     for cls in (ATSSAssigner, TaskAlignedAssigner):
@@ -70,12 +73,13 @@ def test_training_switches_to_task_aligned_assignment_after_initial_epoch(
     cfg.model.bbox_head = dict(type='TOODHead', num_classes=4, in_channels=32, feat_channels=32,
                                stacked_convs=2, norm_cfg=dict(type='GN', num_groups=8))
     cfg.model.train_cfg = TOOD_TRAIN_CFG
-    cfg.custom_hooks = [*cfg.custom_hooks, dict(type='SetEpochInfoHook')]
+    if with_hook:
+        cfg.custom_hooks = [*cfg.custom_hooks, dict(type='SetEpochInfoHook')]
     cfg.work_dir = str(tmp_path)
     runner = Runner.from_cfg(cfg)
     runner.train()
     iters = runner.iter // 2
     assert iters > 0 and calls == ['ATSSAssigner'] * iters + ['TaskAlignedAssigner'] * iters
-    assert runner.model.bbox_head.epoch == 1
+    assert runner.model.bbox_head.epoch == (1 if with_hook else None)
     metrics = runner.val()
     assert 'coco/bbox_mAP' in metrics

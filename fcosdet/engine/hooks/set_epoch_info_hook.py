@@ -11,8 +11,9 @@ class SetEpochInfoHook(Hook):
     """Set ``model.bbox_head.epoch`` to the runner's (0-based) epoch at ``before_train_epoch``.
 
     MMDetection's hook of the same name; TOOD's head uses the epoch to switch from ATSS to
-    task-aligned assignment after ``initial_epoch`` epochs. A resumed run sets the resumed
-    epoch. DDP and TTA wrappers are looked through.
+    task-aligned assignment after ``initial_epoch`` epochs. Without the hook the head follows
+    the runner's epoch from mmengine's ``MessageHub`` (the same number); the hook pins it on the
+    head itself. A resumed run sets the resumed epoch. DDP and TTA wrappers are looked through.
 
     Raises:
         ValueError: The model has no ``bbox_head`` with an ``epoch`` attribute (the hook

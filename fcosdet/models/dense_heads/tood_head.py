@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import Scale
+from mmengine.logging import MessageHub
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -62,7 +63,7 @@ class TOODHead(BaseDenseHead):
     ``forward`` returns the probabilities and the boxes x1y1x2y2 divided by the level's stride
     (MMDetection's contract). Labels lie in [0, C); ``num_classes`` excludes background.
 
-    Training: while ``epoch < initial_epoch`` (``epoch`` is set by ``SetEpochInfoHook``),
+    Training: while the epoch is below ``initial_epoch`` (:meth:`in_warm_up`),
     ``initial_assigner`` (ATSS) and ``initial_loss_cls`` (focal loss on the probabilities), box
     loss weighted by the centre-ness target; afterwards ``assigner`` (``TaskAlignedAssigner``)
     and ``loss_cls`` (QFL) against the normalised alignment metric, which also weights the box
@@ -124,7 +125,7 @@ class TOODHead(BaseDenseHead):
         if train_cfg is not None and missing:
             raise KeyError(f'TOODHead train_cfg: missing {missing}, got {train_cfg!r}')
         self.initial_epoch = self.train_cfg.get('initial_epoch', 0)
-        self.epoch = 0  # the current training epoch, set by SetEpochInfoHook
+        self.epoch: int | None = None  # None: the runner's epoch (see in_warm_up)
         self._init_layers(stacked_convs, conv_cfg, norm_cfg, num_dcn)
 
     def _init_layers(self, stacked_convs: int, conv_cfg: dict | None, norm_cfg: dict | None,
@@ -209,6 +210,19 @@ class TOODHead(BaseDenseHead):
         boxes = self.bbox_coder.decode(anchors.float().reshape(1, height, width, 4), deltas)
         return boxes.permute(0, 3, 1, 2) / stride
 
+    def in_warm_up(self) -> bool:
+        """Whether the current epoch is below ``initial_epoch``.
+
+        The epoch is ``self.epoch`` when set (``SetEpochInfoHook``, or by hand), else the
+        runner's 0-based epoch from mmengine's ``MessageHub`` (``'epoch'``, kept up to date by
+        the runner's ``RuntimeInfoHook``), which is where MMDetection 3.3's TOOD reads it; 0
+        outside a runner.
+        """
+        epoch = self.epoch
+        if epoch is None:
+            epoch = MessageHub.get_current_instance().get_info('epoch', 0)
+        return epoch < self.initial_epoch
+
     def get_targets(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
                     batch_gt_instances: list[InstanceData],
                     batch_img_metas: list[dict]) -> tuple[AnchorTargets, Tensor]:
@@ -224,7 +238,7 @@ class TOODHead(BaseDenseHead):
             the positives during warm-up (MMDetection's box weights), the normalised
             metric ``t / max t · max u`` per gt afterwards; 0 for background.
         """
-        if self.epoch < self.initial_epoch:
+        if self.in_warm_up():
             targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas,
                                      assigner=self.initial_assigner)
             return targets, targets.assign.pos_mask.to(cls_scores[0].dtype)
@@ -261,7 +275,7 @@ class TOODHead(BaseDenseHead):
         labels, pos_mask = targets.assign.labels, targets.assign.pos_mask  # [N, R]
         flat_cls = flatten_levels(cls_scores).reshape(-1, self.num_classes)  # [N·R, C]
         flat_box = flatten_levels(bbox_preds)  # [N, R, 4]
-        warm_up = self.epoch < self.initial_epoch
+        warm_up = self.in_warm_up()
         cls_target = labels.reshape(-1)
         if not warm_up:
             cls_target = (cls_target, alignment.reshape(-1))

@@ -11,5 +11,5 @@ from fcosdet.registry import MODELS
 class TOOD(FCOS):
     """TOOD one-stage detector (``type='TOOD'`` in MMDetection's configs); see :class:`FCOS`
     for the arguments and modes. Its head switches from ATSS to task-aligned assignment after
-    ``train_cfg['initial_epoch']`` epochs, which needs ``SetEpochInfoHook`` in the config's
-    ``custom_hooks``."""
+    ``train_cfg['initial_epoch']`` epochs, following the runner's epoch
+    (:meth:`TOODHead.in_warm_up`)."""
