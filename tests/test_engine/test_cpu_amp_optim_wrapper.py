@@ -79,3 +79,18 @@ def test_bad_probe_settings():
     params = [nn.Parameter(torch.ones(1))]
     with pytest.raises(ValueError, match='probe_iters must be >= 1, got 0'):
         CPUAmpOptimWrapper(dtype='auto', probe_iters=0, optimizer=torch.optim.SGD(params, lr=1))
+
+
+@pytest.mark.parametrize('dtype', ['bfloat16', 'auto'])
+def test_a_model_off_the_cpu_trains_without_cpu_autocast(dtype):
+    """A model on another device (here 'meta', standing for CUDA): CPU autocast would not touch
+    it, so the wrapper turns autocast off for good instead of timing two float32 modes."""
+    model = nn.Linear(2, 2, device='meta')
+    wrapper = CPUAmpOptimWrapper(dtype=dtype, optimizer=torch.optim.SGD(
+        nn.Linear(2, 2).parameters(), lr=0.1))
+    for _ in range(3):
+        with wrapper.optim_context(model):
+            assert not torch.is_autocast_enabled('cpu')
+    assert wrapper.use_autocast is False
+    with wrapper.optim_context(nn.Linear(2, 2)):  # the decision holds for the run
+        assert not torch.is_autocast_enabled('cpu')

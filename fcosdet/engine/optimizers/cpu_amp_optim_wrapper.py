@@ -68,10 +68,29 @@ class CPUAmpOptimWrapper(OptimWrapper):
             f'bfloat16; training continues in {"bfloat16" if self.use_autocast else "float32"}')
         return self.use_autocast
 
+    def _off_cpu(self, model: nn.Module) -> bool:
+        """Whether the model's parameters live on another device (CPU autocast would not touch
+        them; timing two identical float32 modes would decide nothing): then autocast is off
+        for the run, logged once."""
+        device = next(model.parameters()).device
+        if device.type == 'cpu':
+            return False
+        if self.use_autocast is not False:
+            MMLogger.get_current_instance().info(
+                f'CPUAmpOptimWrapper: the model is on {device}, not the CPU; training in '
+                'float32 (on a GPU use mmengine\'s AmpOptimWrapper)')
+            self.use_autocast = False
+        return True
+
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
         """mmengine's context (gradient accumulation) plus CPU bfloat16 autocast when on."""
-        enabled = self.use_autocast if self.use_autocast is not None else self._probe_autocast()
+        if self._off_cpu(model):
+            enabled = False
+        elif self.use_autocast is not None:
+            enabled = self.use_autocast
+        else:
+            enabled = self._probe_autocast()
         with super().optim_context(model), torch.autocast('cpu', dtype=self.cast_dtype,
                                                           enabled=enabled):
             yield
