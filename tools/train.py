@@ -48,8 +48,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def _enable_amp(cfg: Config) -> None:
     """Switch the optimizer wrapper to mixed precision for the current device."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper in ('AmpOptimWrapper', 'CPUAmpOptimWrapper'):
+    if wrapper == 'AmpOptimWrapper' or (wrapper == 'CPUAmpOptimWrapper'
+                                        and not torch.cuda.is_available()):
         return
+    if wrapper == 'CPUAmpOptimWrapper':  # a CPU config (the demo's) on a GPU machine
+        for key in ('dtype', 'probe_iters'):
+            cfg.optim_wrapper.pop(key, None)
+        wrapper = 'OptimWrapper'
     if wrapper != 'OptimWrapper':
         raise CLIError(f'--amp: optim_wrapper.type is {wrapper!r}; only OptimWrapper can be '
                        'switched to mixed precision')

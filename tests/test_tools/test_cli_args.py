@@ -109,6 +109,16 @@ def test_train_flags_reach_the_config(tiny_config, tmp_path, monkeypatch):
                                             'work_dir=from_cfg']))
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.work_dir == 'from_cfg'  # config beats the default
+    # a CPU mixed-precision config (the demo's) becomes CUDA AMP on a GPU machine, and stays
+    # as it is on a CPU-only one
+    options = ['--cfg-options', 'optim_wrapper.type=CPUAmpOptimWrapper',
+               'optim_wrapper.dtype=auto']
+    cfg = TRAIN.build_cfg(TRAIN.parse_args([tiny_config, '--amp', *options]))
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and 'dtype' not in cfg.optim_wrapper
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = TRAIN.build_cfg(TRAIN.parse_args([tiny_config, '--amp', *options]))
+    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper' and cfg.optim_wrapper.dtype == 'auto'
 
 
 def test_test_flags_reach_the_config(tiny_config, tmp_path):
