@@ -27,8 +27,14 @@ def test_forward_runs_in_bfloat16_and_params_stay_float32():
     assert model(x).dtype == torch.float32  # no autocast outside the context
 
 
-def test_only_bfloat16_is_accepted():
-    with pytest.raises(ValueError, match='bfloat16'):
+def test_float32_never_autocasts_and_other_dtypes_are_refused():
+    model = nn.Conv2d(3, 4, 3)
+    wrapper = CPUAmpOptimWrapper(dtype='float32', optimizer=torch.optim.SGD(model.parameters(),
+                                                                             lr=0.1))
+    for _ in range(10):  # no probing either
+        with wrapper.optim_context(model):
+            assert model(torch.randn(1, 3, 8, 8)).dtype == torch.float32
+    with pytest.raises(ValueError, match="dtype must be one of .* got 'float16'"):
         CPUAmpOptimWrapper(dtype='float16', optimizer=torch.optim.SGD([nn.Parameter(
             torch.ones(1))], lr=0.1))
     assert OPTIM_WRAPPERS.get('CPUAmpOptimWrapper') is CPUAmpOptimWrapper

@@ -14,6 +14,9 @@ from torch import nn
 from fcosdet.registry import OPTIM_WRAPPERS
 
 
+DTYPES = ('bfloat16', 'auto', 'float32')
+
+
 @OPTIM_WRAPPERS.register_module()
 class CPUAmpOptimWrapper(OptimWrapper):
     """Optimizer wrapper that runs the forward pass under ``torch.autocast('cpu', bfloat16)``.
@@ -30,22 +33,22 @@ class CPUAmpOptimWrapper(OptimWrapper):
     iteration time (rank 0's choice under DDP). The decision is logged.
 
     Args:
-        dtype: ``'bfloat16'`` (always) or ``'auto'`` (measured).
+        dtype: ``'bfloat16'`` (always), ``'auto'`` (measured) or ``'float32'`` (never: a
+            config that sets this wrapper trained in plain float32 from the command line).
         probe_iters: Timed iterations per precision with ``'auto'``.
         **kwargs: Arguments of :class:`~mmengine.optim.OptimWrapper`.
     """
 
     def __init__(self, dtype: str = 'bfloat16', probe_iters: int = 3, **kwargs) -> None:
-        if dtype not in ('bfloat16', 'auto'):
-            raise ValueError(f'CPUAmpOptimWrapper: dtype must be "bfloat16" or "auto", '
-                             f'got {dtype!r}')
+        if dtype not in DTYPES:
+            raise ValueError(f'CPUAmpOptimWrapper: dtype must be one of {DTYPES}, got {dtype!r}')
         if probe_iters < 1:
             raise ValueError(f'CPUAmpOptimWrapper: probe_iters must be >= 1, got {probe_iters}')
         super().__init__(**kwargs)
         self.cast_dtype = torch.bfloat16
         self.probe_iters = probe_iters
         # None while probing; then whether autocast is on.
-        self.use_autocast: bool | None = True if dtype == 'bfloat16' else None
+        self.use_autocast: bool | None = {'bfloat16': True, 'float32': False}.get(dtype)
         self._probe_times: list[float] = []
         self._last_start: float | None = None
 
