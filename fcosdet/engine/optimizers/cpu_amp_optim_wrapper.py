@@ -13,7 +13,6 @@ from torch import nn
 
 from fcosdet.registry import OPTIM_WRAPPERS
 
-
 DTYPES = ('bfloat16', 'auto', 'float32')
 
 
