@@ -1,7 +1,7 @@
 # ATSS on the generated demo dataset, with the FCOS demo's backbone, neck, data and schedule
 # (configs/fcos/fcos_r18_fpn_gn-head_demo.py): only the head and its assignment change.
-# `python tools/train.py configs/atss/atss_r18_fpn_demo.py`: 0.614 mAP after 40 epochs, about 9 minutes
-# on 2 idle CPU cores in float32 (docs/model_zoo.md).
+# `python tools/train.py configs/atss/atss_r18_fpn_demo.py`: 0.614 mAP after 40 epochs, about
+# 9 minutes on 2 idle CPU cores in float32 (docs/model_zoo.md).
 _base_ = '../fcos/fcos_r18_fpn_gn-head_demo.py'
 feat_channels = 64
 

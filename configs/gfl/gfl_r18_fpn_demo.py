@@ -1,6 +1,7 @@
 # GFL on the generated demo dataset: the ATSS demo (itself the FCOS demo's backbone, neck, data
 # and schedule) with the GFL head and losses.
-# `python tools/train.py configs/gfl/gfl_r18_fpn_demo.py`: 0.696 mAP after 40 epochs (docs/model_zoo.md).
+# `python tools/train.py configs/gfl/gfl_r18_fpn_demo.py`: 0.696 mAP after 40 epochs
+# (docs/model_zoo.md).
 _base_ = '../atss/atss_r18_fpn_demo.py'
 feat_channels = 64
 
