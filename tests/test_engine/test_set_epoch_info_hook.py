@@ -1,5 +1,6 @@
 """SetEpochInfoHook: sets the head's epoch through wrappers, refuses heads without one, and drives
 TOOD from ATSS to task-aligned assignment in a real (tiny) training run."""
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -76,6 +77,9 @@ def test_training_switches_to_task_aligned_assignment_after_initial_epoch(
     if with_hook:
         cfg.custom_hooks = [*cfg.custom_hooks, dict(type='SetEpochInfoHook')]
     cfg.work_dir = str(tmp_path)
+    # A fresh experiment name: mmengine reuses an existing MessageHub of the same name (another
+    # tiny run started in the same second), which is then not the current instance the head reads.
+    cfg.experiment_name = f'tood_switch_{uuid.uuid4().hex}'
     runner = Runner.from_cfg(cfg)
     runner.train()
     iters = runner.iter // 2

@@ -214,9 +214,11 @@ class TOODHead(BaseDenseHead):
         """Whether the current epoch is below ``initial_epoch``.
 
         The epoch is ``self.epoch`` when set (``SetEpochInfoHook``, or by hand), else the
-        runner's 0-based epoch from mmengine's ``MessageHub`` (``'epoch'``, kept up to date by
-        the runner's ``RuntimeInfoHook``), which is where MMDetection 3.3's TOOD reads it; 0
-        outside a runner.
+        runner's 0-based epoch from mmengine's current ``MessageHub`` (``'epoch'``, kept up to
+        date by the runner's ``RuntimeInfoHook``), which is where MMDetection 3.3's TOOD reads
+        it; 0 outside a runner. (A second runner of the same experiment name built in the same
+        second of one process reuses the first one's hub, which is then not the current one:
+        use ``SetEpochInfoHook`` there.)
         """
         epoch = self.epoch
         if epoch is None:
