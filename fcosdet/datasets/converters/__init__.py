@@ -6,15 +6,15 @@ format goes through :class:`~.records.ImageRecord` (see :mod:`.records` for the 
 from .image_files import decoded_size
 from .labelme import read_labelme
 from .records import (
-           Box,
-           ConversionError,
-           ImageRecord,
-           class_list,
-           parse_classes,
-           read_coco_records,
-           summary,
-           to_coco,
-           write_coco,
+    Box,
+    ConversionError,
+    ImageRecord,
+    class_list,
+    parse_classes,
+    read_coco_records,
+    summary,
+    to_coco,
+    write_coco,
 )
 from .voc import DIFFICULT_MODES, read_voc, write_voc
 from .yolo import read_yolo, write_yolo

@@ -156,6 +156,18 @@ def voc_xml(record: ImageRecord, filename: str) -> ET.ElementTree:
     return ET.ElementTree(root)
 
 
+def _check_other_splits(out: Path, split: str, ids: dict[str, str]) -> None:
+    """Refuse ids that another split of ``out`` already has: their files would be replaced."""
+    for other in sorted((out / 'ImageSets' / 'Main').glob('*.txt')):
+        if other.stem == split:
+            continue
+        taken = {line.split()[0] for line in other.read_text().splitlines() if line.split()}
+        clash = sorted(taken & set(ids))
+        if clash:
+            raise ConversionError(f"VOC id '{clash[0]}' ({ids[clash[0]]}) is already in {other} "
+                                  f'({len(clash)} ids clash): write this split to another --out')
+
+
 def write_voc(records: Sequence[ImageRecord], img_dir: str | Path, out: str | Path,
               split: str = 'train', symlink: bool = False) -> dict[str, int]:
     """Write ``out/JPEGImages/<name>`` (copies or links), ``out/Annotations/<stem>.xml`` and
@@ -175,6 +187,7 @@ def write_voc(records: Sequence[ImageRecord], img_dir: str | Path, out: str | Pa
             raise ConversionError(f"images '{seen[stem]}' and '{record.file_name}' would both "
                                   f"be VOC id '{stem}'")
         seen[stem] = record.file_name
+    _check_other_splits(out, split, seen)
     (out / 'Annotations').mkdir(parents=True, exist_ok=True)
     for record in records:
         name = output_name(record.file_name, 'annotation file')

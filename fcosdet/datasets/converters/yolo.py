@@ -82,12 +82,13 @@ def read_label_file(path: Path, names: Sequence[str], height: int, width: int) -
     return boxes
 
 
-def read_yolo(root: str | Path, split: str | None = None) -> tuple[list[ImageRecord], list[str]]:
-    """Records of a YOLO dataset (see :mod:`.yolo_layout` for the layouts); file names are
-    relative to the dataset root (``path`` of data.yaml, else ``root``).
+def read_yolo(root: str | Path,
+              split: str | None = None) -> tuple[list[ImageRecord], list[str], Path]:
+    """Records of a YOLO dataset (see :mod:`.yolo_layout` for the layouts).
 
     Returns:
-        The images sorted by path and the class names (data.yaml or classes.txt order).
+        The images sorted by path, the class names (data.yaml or classes.txt order) and the
+        dataset root (``path`` of data.yaml, else ``root``), to which file names are relative.
     """
     source = find_source(Path(root), split)
     records = []
@@ -95,7 +96,7 @@ def read_yolo(root: str | Path, split: str | None = None) -> tuple[list[ImageRec
         height, width = decoded_size(image)
         boxes = read_label_file(label_path(image), source.names, height, width)
         records.append(ImageRecord(relative_name(image, source.root), height, width, boxes))
-    return records, source.names
+    return records, source.names, source.root
 
 
 def yolo_line(label: int, xyxy: Sequence[float], height: int, width: int) -> str:
