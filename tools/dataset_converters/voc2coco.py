@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from fcosdet.datasets.converters import (
     DIFFICULT_MODES,
-    class_list,
     parse_classes,
     read_voc,
     summary,
@@ -43,8 +42,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Convert and print one summary line."""
     args = parse_args(argv)
     classes = parse_classes(args.classes)
-    records = read_voc(args.dir, args.split, args.difficult, classes)
-    coco = to_coco(records, class_list(records, classes))
+    records, classes = read_voc(args.dir, args.split, args.difficult, classes)
+    coco = to_coco(records, classes)
     print(f'{write_coco(coco, args.out)}: {summary(coco)}; file names relative to {args.dir}')
 
 

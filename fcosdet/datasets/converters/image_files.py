@@ -48,8 +48,9 @@ def decoded_size(source: str | Path | BinaryIO) -> tuple[int, int]:
 
 
 def relative_name(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` with ``/`` separators, or absolute if outside it."""
-    path, root = path.absolute(), root.absolute()
+    """``path`` relative to ``root`` with ``/`` separators (``..`` parts resolved, links not),
+    or absolute if outside it."""
+    path, root = (Path(os.path.normpath(p.absolute())) for p in (path, root))
     try:
         return path.relative_to(root).as_posix()
     except ValueError:

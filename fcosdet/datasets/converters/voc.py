@@ -87,8 +87,9 @@ def _parse_object(obj: ET.Element, where: str) -> tuple[str, tuple[float, ...], 
 
 
 def read_voc_file(path: Path, root: Path, image_id: str, difficult: str,
-                  classes: Sequence[str] | None) -> ImageRecord:
-    """The record of one annotation file (see the module docstring for the conventions).
+                  classes: Sequence[str] | None) -> tuple[ImageRecord, set[str]]:
+    """The record of one annotation file (see the module docstring for the conventions) and
+    the class names of all its objects (dropped difficult ones too).
 
     Raises:
         ConversionError: Malformed XML, a missing image, a bad object (named by its index),
@@ -100,9 +101,10 @@ def read_voc_file(path: Path, root: Path, image_id: str, difficult: str,
         raise ConversionError(f'{path}: malformed XML: {err}') from err
     image = _image_path(root, xml, image_id, str(path))
     height, width = decoded_size(image)
-    boxes = []
+    boxes, names = [], set()
     for index, obj in enumerate(xml.iter('object')):
         name, xyxy, is_difficult = _parse_object(obj, f'{path}: object {index}')
+        names.add(name)
         if classes is not None and name not in classes:
             raise ConversionError(f'{path}: object {index} ({name!r}) is not one of the '
                                   f'classes {list(classes)}')
@@ -110,22 +112,25 @@ def read_voc_file(path: Path, root: Path, image_id: str, difficult: str,
             continue
         boxes.append(Box(name, clip_box(xyxy, width, height),
                          ignore=is_difficult and difficult == 'ignore'))
-    return ImageRecord(relative_name(image, root), height, width, boxes)
+    return ImageRecord(relative_name(image, root), height, width, boxes), names
 
 
 def read_voc(root: str | Path, split: str | None = None, difficult: str = 'ignore',
-             classes: Sequence[str] | None = None) -> list[ImageRecord]:
-    """Records of a VOC dataset; file names relative to ``root`` (``JPEGImages/...``)."""
+             classes: Sequence[str] | None = None) -> tuple[list[ImageRecord], list[str]]:
+    """Records of a VOC dataset, file names relative to ``root`` (``JPEGImages/...``), and
+    the class list: ``classes``, else every object's name (dropped ones too), sorted."""
     if difficult not in DIFFICULT_MODES:
         raise ConversionError(f'difficult={difficult!r}: choose one of {DIFFICULT_MODES}')
     root = Path(root)
-    records = []
+    records, names = [], set()
     for image_id, where in split_ids(root, split):
         path = root / 'Annotations' / f'{image_id}.xml'
         if not path.is_file():
             raise ConversionError(f'{where}: annotation file {path} not found')
-        records.append(read_voc_file(path, root, image_id, difficult, classes))
-    return records
+        record, found = read_voc_file(path, root, image_id, difficult, classes)
+        records.append(record)
+        names |= found
+    return records, list(classes) if classes is not None else sorted(names)
 
 
 def voc_corners(xyxy: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
