@@ -113,6 +113,17 @@ def test_yolo_yaml_path_and_txt_list(tmp_path):
     assert records[0].boxes[0].xyxy == (0.0, 0.0, 10.0, 10.0)
 
 
+def test_yolo_roboflow_export(tmp_path):
+    """Roboflow writes ``val: ../valid/images`` beside ``valid/images`` and ``valid/labels``."""
+    root = tmp_path / 'rf'
+    write(root / 'data.yaml', 'names: [cat, dog]\nnc: 2\nval: ../valid/images\n')
+    image(root / 'valid/images/c.jpg', 20, 10)
+    write(root / 'valid/labels/c.txt', '1 0.25 0.5 0.5 1\n')
+    records, _, _ = read_yolo(root, 'val')
+    assert records[0].file_name == 'valid/images/c.jpg'
+    assert records[0].boxes[0].name == 'dog' and records[0].boxes[0].xyxy == (0.0, 0.0, 10.0, 10.0)
+
+
 @pytest.mark.parametrize('label, message', [
     ('0 0.5 0.5 0.2 0.4\n2 0.5 0.5 0.1 0.1\n', 'a.txt:2: class id 2 is not one of 0..1'),
     ('0 0.5 0.5 0.1\n', 'a.txt:1: 4 fields, expected 5'),

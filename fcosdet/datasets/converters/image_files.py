@@ -25,24 +25,29 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob('*') if p.is_file() and is_image(p))
 
 
-def decoded_size(source: str | Path | BinaryIO) -> tuple[int, int]:
+def decoded_size(source: str | Path | BinaryIO, name: str | None = None) -> tuple[int, int]:
     """``(height, width)`` of an image as OpenCV/mmcv decode it, read from the header only.
 
     mmcv (OpenCV) applies the EXIF orientation when decoding, so a photo stored 4000 x 3000 with
     orientation 6 is 3000 wide: its boxes, and the annotation file's size, refer to that.
 
+    Args:
+        source: The file, or its bytes as a binary stream.
+        name: How messages name it (default: ``source``).
+
     Raises:
         FileNotFoundError: If the file does not exist.
         ConversionError: If the header cannot be read.
     """
+    name = str(source) if name is None else name
     try:
         with Image.open(source) as img:
             width, height = img.size
             orientation = img.getexif().get(_EXIF_ORIENTATION)
     except FileNotFoundError:
-        raise FileNotFoundError(f'image file not found: {source}') from None
+        raise FileNotFoundError(f'image file not found: {name}') from None
     except Exception as err:  # PIL raises many types on bad headers
-        raise ConversionError(f'image file cannot be read: {source} '
+        raise ConversionError(f'image file cannot be read: {name} '
                               f'({type(err).__name__}: {err})') from err
     return (width, height) if orientation in _ROTATED else (height, width)
 

@@ -5,8 +5,9 @@ Two layouts are read:
 - Ultralytics: ``DIR/data.yaml`` (or ``dataset.yaml``) with ``names`` (a list, or a dict
   ``{0: name, ...}``), optional ``path`` (the dataset root; relative to the YAML's folder) and
   split keys (``train``, ``val``, ``test``: a folder of images, a ``.txt`` list of images, or a
-  list of those, relative to the root). Labels of ``.../images/.../x.jpg`` are
-  ``.../labels/.../x.txt``. Without a split key, ``images/S`` is split ``S``.
+  list of those, relative to the root; a missing ``../x`` is read as ``x``). Labels of
+  ``.../images/.../x.jpg`` are ``.../labels/.../x.txt``. Without a split key, ``images/S`` is
+  split ``S``.
 - Flat: ``DIR/classes.txt`` (one name per line) and the images with their ``.txt`` labels side by
   side in ``DIR`` (or in ``DIR/images`` and ``DIR/labels``).
 """
@@ -92,8 +93,14 @@ def read_classes_txt(path: Path) -> list[str]:
 
 
 def _images_of_entry(entry: str, root: Path, where: str) -> list[Path]:
-    """Images of one split entry: a folder (searched recursively) or a ``.txt`` list."""
+    """Images of one split entry: a folder (searched recursively) or a ``.txt`` list.
+
+    A missing ``../x`` is looked for as ``x`` (Ultralytics does so: Roboflow's exports write
+    ``train: ../train/images`` beside ``train/``).
+    """
     path = Path(entry) if Path(entry).is_absolute() else root / entry
+    if not path.exists() and entry.startswith('../'):
+        path = root / entry[3:]
     if path.is_dir():
         return list_images(path)
     if path.is_file() and path.suffix == '.txt':
