@@ -15,6 +15,7 @@ from PIL import Image
 
 from fcosdet.datasets.converters import (
     ConversionError,
+    parse_classes,
     read_labelme,
     read_voc,
     read_yolo,
@@ -155,6 +156,19 @@ def test_yolo_bad_dataset_is_one_line_naming_the_file(tmp_path, yaml_text, split
     with pytest.raises(ConversionError, match=re.escape(message)) as err:
         read_yolo(root, split)
     assert '\n' not in str(err.value)
+
+
+@pytest.mark.parametrize('names, message', [
+    ('names: [cat, dog, cat]\n', "data.yaml repeats the class names ['cat']"),
+    ('names: []\n', "'names' must be a non-empty list or dict"),
+])
+def test_yolo_class_names_are_checked(tmp_path, names, message):
+    root = ultralytics_set(tmp_path / 'yolo')
+    write(root / 'data.yaml', names)
+    with pytest.raises(ConversionError, match=re.escape(message)):
+        read_yolo(root, 'train')
+    with pytest.raises(ConversionError, match=re.escape("--classes repeats the class names")):
+        parse_classes(['a', 'b', 'a'])
 
 
 def test_yolo_without_class_list(tmp_path):

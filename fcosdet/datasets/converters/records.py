@@ -60,6 +60,19 @@ def class_list(records: Sequence[ImageRecord], classes: Sequence[str] | None) ->
     return sorted({box.name for record in records for box in record.boxes})
 
 
+def check_names(names: Sequence[str], source: str) -> list[str]:
+    """``names`` as a list, after checking that there is one at least and none repeats.
+
+    Raises:
+        ConversionError: Naming ``source`` and the repeated names.
+    """
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated or not names:
+        problem = f'repeats the class names {repeated}' if repeated else 'names no class'
+        raise ConversionError(f'{source} {problem}')
+    return list(names)
+
+
 def parse_classes(values: Sequence[str] | None) -> list[str] | None:
     """``--classes``: names, or one existing text file with a name per line; None if absent.
 
@@ -74,11 +87,7 @@ def parse_classes(values: Sequence[str] | None) -> list[str] | None:
         source = values[0]
     else:
         names, source = list(values), '--classes'
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated or not names:
-        problem = f'repeats {repeated}' if repeated else 'names no class'
-        raise ConversionError(f'{source} {problem}')
-    return names
+    return check_names(names, source)
 
 
 def to_coco(records: Sequence[ImageRecord], classes: Sequence[str]) -> dict:
@@ -133,11 +142,7 @@ def read_coco_records(path: str) -> tuple[list[ImageRecord], list[str]]:
     """
     ann = CocoAnnotations.from_json(read_coco_json(path), path)
     order = np.argsort(ann.cat_ids, kind='stable')
-    classes = [ann.cat_names[i] for i in order]
-    repeated = sorted({name for name in classes if classes.count(name) > 1})
-    if repeated:
-        raise ConversionError(f'COCO annotation file {path}: several categories are named '
-                              f'{repeated}')
+    classes = check_names([ann.cat_names[i] for i in order], f'COCO annotation file {path}')
     per_image = ann.instances_per_image(ann.cat_ids[order])
     records = []
     for index, instances in enumerate(per_image):

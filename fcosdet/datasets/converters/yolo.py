@@ -11,6 +11,7 @@ Written back with 6 decimals: within ``W / 2e6`` px of the original.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,6 +139,11 @@ def write_yolo(records: Sequence[ImageRecord], classes: Sequence[str], img_dir: 
     out, img_dir = Path(out), Path(img_dir)
     label_of = {name: index for index, name in enumerate(classes)}
     counts = dict(images=0, boxes=0, ignored=0, empty=0)
+    stems = [Path(r.file_name).with_suffix('').as_posix() for r in records]
+    clash = next((s for s, n in Counter(stems).items() if n > 1), None)
+    if clash is not None:
+        raise ConversionError(f'several images would have the label file {clash}.txt: '
+                              f'{[r.file_name for r, s in zip(records, stems) if s == clash]}')
     for record in records:
         name = output_name(record.file_name, 'annotation file')
         place_image(img_dir / name, out / 'images' / split / name, symlink)

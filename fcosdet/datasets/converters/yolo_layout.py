@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .image_files import is_image, list_images
-from .records import ConversionError
+from .records import ConversionError, check_names
 
 YAML_NAMES = ('data.yaml', 'dataset.yaml')
 _SPLIT_KEYS = ('train', 'val', 'test')
@@ -48,13 +48,13 @@ def label_path(image: Path) -> Path:
 def _yaml_names(raw: object, path: Path) -> list[str]:
     """``names`` of a data.yaml: a list, or a dict whose keys are 0..C-1."""
     if isinstance(raw, list) and raw:
-        return [str(name) for name in raw]
+        return check_names([str(name) for name in raw], str(path))
     if isinstance(raw, dict) and raw:
         keys = sorted(raw, key=str)
         if sorted(k for k in raw if isinstance(k, int)) != list(range(len(raw))):
             raise ConversionError(f"{path}: the keys of 'names' must be 0..{len(raw) - 1}, "
                                   f'got {keys}')
-        return [str(raw[i]) for i in range(len(raw))]
+        return check_names([str(raw[i]) for i in range(len(raw))], str(path))
     raise ConversionError(f"{path}: 'names' must be a non-empty list or dict of class names, "
                           f'got {raw!r:.80}')
 
@@ -86,10 +86,8 @@ def read_data_yaml(path: Path) -> tuple[dict, list[str], Path]:
 
 def read_classes_txt(path: Path) -> list[str]:
     """Names of a ``classes.txt``, one a line (blank lines ignored)."""
-    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not names:
-        raise ConversionError(f'{path}: no class names')
-    return names
+    return check_names([line.strip() for line in path.read_text().splitlines() if line.strip()],
+                       str(path))
 
 
 def _images_of_entry(entry: str, root: Path, where: str) -> list[Path]:
