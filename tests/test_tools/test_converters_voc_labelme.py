@@ -204,7 +204,8 @@ def test_round_trips_keep_every_image_class_and_box(tmp_path):
         assert sorted(c['name'] for c in back['categories']) == names
         want, got = corners(orig), corners(back)
         assert sorted(want) == sorted(got) and len(want) == 5
-        tolerance = 0.5 if fmt == 'voc' else 1e-3  # VOC: integer pixels; YOLO: 6 decimals
+        # VOC: whole pixels; YOLO: 6 decimals of x / W, then COCO's 3 decimals of x and of w
+        tolerance = 0.5 if fmt == 'voc' else 2e-3
         for name in want:
             assert [(b[0], b[5]) for b in got[name]] == [(b[0], b[5]) for b in want[name]]
             errors = [abs(g - w) for gb, wb in zip(got[name], want[name])
@@ -212,6 +213,6 @@ def test_round_trips_keep_every_image_class_and_box(tmp_path):
             assert max(errors, default=0.0) <= tolerance, (fmt, name)
         first = Path(orig['images'][0]['file_name']).name  # the shifted box: x1 + 0.3
         assert abs(got[first][0][1] - want[first][0][1]) == pytest.approx(
-            0.3 if fmt == 'voc' else 0.0, abs=1e-3)
+            0.3 if fmt == 'voc' else 0.0, abs=2e-3)
 
 
