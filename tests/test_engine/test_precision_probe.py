@@ -1,6 +1,7 @@
 """CPUAmpOptimWrapper(dtype='auto'): a fair probe (warm-up and data loading excluded, the two
 precisions interleaved, more than three samples each), one log line, the decision saved in the
 checkpoint (readable with weights_only=True) and kept on resume."""
+import importlib.util
 import logging
 import statistics
 import sys
@@ -14,6 +15,7 @@ from torch import nn
 
 from fcosdet.engine.optimizers import STATE_KEY, CPUAmpOptimWrapper, PrecisionProbe
 
+REPO = Path(__file__).resolve().parents[2]
 F, B = False, True  # float32 / bfloat16 steps
 # probe_iters=4: one untimed step of each, then 4 timed of each in ABBA order
 PROBE_SCHEDULE = [F, B, F, B, B, F, F, B, B, F]
@@ -159,3 +161,32 @@ def test_schedule_of_the_probe():
     for step, seconds in enumerate([9, 9, 9, 9, 1, 2, 4, 3, 5, 6]):
         probe.record(step, seconds)
     assert probe.times == dict(float32=[1, 3, 5], bfloat16=[2, 4, 6])
+
+
+def _wrapper_lines(work_dir: Path) -> list[list[str]]:
+    """The CPUAmpOptimWrapper messages of each run's log in ``work_dir``, oldest run first."""
+    logs = sorted(work_dir.glob('*/*.log'))
+    return [[line.split(' - INFO - ')[-1] for line in log.read_text().splitlines()
+             if 'CPUAmpOptimWrapper:' in line] for log in logs]
+
+
+def test_tools_train_resume_keeps_the_probed_precision(tiny_config: str, tmp_path: Path):
+    """tools/train.py: the probe decides once; --resume logs and keeps that decision."""
+    spec = importlib.util.spec_from_file_location('train_tool_probe', REPO / 'tools' / 'train.py')
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    work_dir = tmp_path / 'work'
+    options = ['optim_wrapper.type=CPUAmpOptimWrapper', 'optim_wrapper.dtype=auto',
+               'train_cfg.val_interval=10', 'default_hooks.checkpoint.interval=4']
+    train.main([tiny_config, '--work-dir', str(work_dir), '--cfg-options', *options,
+                'train_cfg.max_epochs=4', 'experiment_name=probe_first'])  # 16 iterations
+    train.main([tiny_config, '--work-dir', str(work_dir), '--resume', '--cfg-options', *options,
+                'train_cfg.max_epochs=5', 'experiment_name=probe_resumed'])
+    first, resumed = _wrapper_lines(work_dir)
+    assert len(first) == 1 and first[0].startswith('CPUAmpOptimWrapper: training in ')
+    assert '(probe: median step ' in first[0]
+    assert resumed == [first[0].replace('CPUAmpOptimWrapper: ', 'CPUAmpOptimWrapper: resumed, ')]
+    records = [torch.load(work_dir / f'epoch_{epoch}.pth', weights_only=True)['optimizer'][
+        STATE_KEY] for epoch in (4, 5)]
+    assert records[0] == records[1] and records[0]['source'] == 'probe'
+    assert f'training in {records[0]["precision"]} ' in first[0]
