@@ -62,6 +62,8 @@ def test_bad_probe_settings():
     params = [nn.Parameter(torch.ones(1))]
     with pytest.raises(ValueError, match='probe_iters must be >= 1, got 0'):
         CPUAmpOptimWrapper(dtype='auto', probe_iters=0, optimizer=torch.optim.SGD(params, lr=1))
+    with pytest.raises(ValueError, match='min_speedup must be > 0, got 0'):
+        CPUAmpOptimWrapper(dtype='auto', min_speedup=0, optimizer=torch.optim.SGD(params, lr=1))
 
 
 @pytest.mark.parametrize('dtype', ['bfloat16', 'auto'])
