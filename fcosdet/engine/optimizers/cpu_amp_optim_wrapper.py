@@ -64,7 +64,7 @@ class CPUAmpOptimWrapper(OptimWrapper):
         self.dtype = dtype
         self.min_speedup = min_speedup
         self.probe = PrecisionProbe(probe_iters)
-        # None while undecided ('auto' before the probe's end or a resumed decision)
+        # None while undecided: 'auto' until the probe ends (or a checkpoint's decision loads)
         self.record: PrecisionRecord | None = None if dtype == 'auto' else dict(
             precision=dtype, source=f"dtype='{dtype}'")
         self._probe_step = 0  # probe steps started
