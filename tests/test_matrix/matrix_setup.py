@@ -21,6 +21,7 @@ MODEL_CONFIGS = sorted(p.relative_to(REPO / 'configs').as_posix()
 BASE_CHANNELS = 8
 FEAT_CHANNELS = 16
 IMG_SHAPE = (96, 128)  # (h, w)
+PADDED_SHAPE = (128, 160)  # fixed-size padding of the batch (configs with BatchFixedSizePad)
 # (image boxes x1 y1 x2 y2, labels): several sizes, so that more than one level has positives
 BOXES = (([[4.0, 6.0, 60.0, 90.0], [70.0, 10.0, 90.0, 30.0]], [1, 0]),
          ([[20.0, 8.0, 124.0, 70.0], [6.0, 60.0, 40.0, 92.0]], [2, 3]))
@@ -34,8 +35,12 @@ def _stage_channels(backbone: dict) -> list[int]:
 
 def slim_model_cfg(model: dict) -> dict:
     """A copy of a config's ``model`` with 8 base channels (depth at most 50), a 16-channel
-    neck and head (GN with 4 groups, at most 2 tower convs) and nothing pretrained."""
+    neck and head (GN with 4 groups, at most 2 tower convs), fixed-size batch padding to
+    :data:`PADDED_SHAPE` and nothing pretrained."""
     model = copy.deepcopy(model)
+    for augment in model['data_preprocessor'].get('batch_augments') or []:
+        if augment['type'] == 'BatchFixedSizePad':  # LSJ's 1024 x 1024: a padded tiny batch
+            augment['size'] = PADDED_SHAPE
     backbone, neck, head = model['backbone'], model['neck'], model['bbox_head']
     backbone.update(base_channels=BASE_CHANNELS, depth=min(backbone['depth'], 50), init_cfg=None)
     if backbone['type'] == 'ResNeXt':
