@@ -13,30 +13,16 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-from matrix_setup import build_slim_model, tiny_batch
+from matrix_setup import DETECTORS, build_slim_model, tiny_batch
 from mmengine.logging import MMLogger
 from torch.nn.parallel import DistributedDataParallel
 
 from fcosdet.utils import register_all_modules
 
-# one config per detector type (TOOD in both assignment phases)
-DETECTORS = {
-    'FCOS': 'fcos/fcos_r18_fpn_gn-head_demo.py',
-    'FCOS-DCN': 'fcos/fcos_r50-dcn_fpn_gn-head_demo.py',
-    'ATSS': 'atss/atss_r18_fpn_demo.py',
-    'GFL': 'gfl/gfl_r18_fpn_demo.py',
-    'DDOD': 'ddod/ddod_r18_fpn_demo.py',
-    'VFNet': 'vfnet/vfnet_r50_fpn_1x_coco.py',
-    'TOOD-warm-up': 'tood/tood_r18_fpn_demo.py',
-    'TOOD-aligned': 'tood/tood_r18_fpn_demo.py',
-}
-
 
 def step(name: str, config: str, rank: int) -> dict:
     """One DDP step of ``config`` on this rank; the rank's losses and gradient checks."""
-    model = build_slim_model(config)  # same seed: same weights on both ranks
-    if name == 'TOOD-aligned':
-        model.bbox_head.epoch = model.bbox_head.initial_epoch  # task-aligned assignment
+    model = build_slim_model(config, name)  # same seed: same weights on both ranks
     model.train()
     data = tiny_batch(model, with_boxes=rank == 0)
     ddp = DistributedDataParallel(model)

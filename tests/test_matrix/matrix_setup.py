@@ -22,6 +22,17 @@ BASE_CHANNELS = 8
 FEAT_CHANNELS = 16
 IMG_SHAPE = (96, 128)  # (h, w)
 PADDED_SHAPE = (128, 160)  # fixed-size padding of the batch (configs with BatchFixedSizePad)
+# one config per detector type (TOOD in both assignment phases)
+DETECTORS = {
+    'FCOS': 'fcos/fcos_r18_fpn_gn-head_demo.py',
+    'FCOS-DCN': 'fcos/fcos_r50-dcn_fpn_gn-head_demo.py',
+    'ATSS': 'atss/atss_r18_fpn_demo.py',
+    'GFL': 'gfl/gfl_r18_fpn_demo.py',
+    'DDOD': 'ddod/ddod_r18_fpn_demo.py',
+    'VFNet': 'vfnet/vfnet_r50_fpn_1x_coco.py',
+    'TOOD-warm-up': 'tood/tood_r18_fpn_demo.py',
+    'TOOD-aligned': 'tood/tood_r18_fpn_demo.py',
+}
 # (image boxes x1 y1 x2 y2, labels): several sizes, so that more than one level has positives
 BOXES = (([[4.0, 6.0, 60.0, 90.0], [70.0, 10.0, 90.0, 30.0]], [1, 0]),
          ([[20.0, 8.0, 124.0, 70.0], [6.0, 60.0, 40.0, 92.0]], [2, 3]))
@@ -56,12 +67,15 @@ def slim_model_cfg(model: dict) -> dict:
     return model
 
 
-def build_slim_model(config: str, seed: int = 0) -> torch.nn.Module:
-    """The slimmed model of ``configs/<config>``, initialised with ``seed``."""
+def build_slim_model(config: str, detector: str = '', seed: int = 0) -> torch.nn.Module:
+    """The slimmed model of ``configs/<config>``, initialised with ``seed``; for the
+    :data:`DETECTORS` name ``'TOOD-aligned'`` past TOOD's warm-up epochs."""
     cfg = Config.fromfile(REPO / 'configs' / config)
     torch.manual_seed(seed)
     model = MODELS.build(slim_model_cfg(cfg.model.to_dict()))
     model.init_weights()
+    if detector == 'TOOD-aligned':
+        model.bbox_head.epoch = model.bbox_head.initial_epoch  # task-aligned assignment
     return model
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ddp_worker import DETECTORS
+from matrix_setup import DETECTORS
 
 WORKER = Path(__file__).with_name('ddp_worker.py')
 TIMEOUT_S = 240
