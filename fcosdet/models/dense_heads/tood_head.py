@@ -188,8 +188,10 @@ class TOODHead(BaseDenseHead):
             inter_feats.append(x)
         feat = torch.cat(inter_feats, dim=1)  # [N, S·F, H_l, W_l]
         avg_feat = feat.mean(dim=(2, 3), keepdim=True)
-        cls_score = sigmoid_geometric_mean(self.tood_cls(self.cls_decomp(feat, avg_feat)),
-                                           self.cls_prob_module(feat))
+        # probabilities in float32 (autocast gives bfloat16 logits): the losses' inputs
+        cls_score = sigmoid_geometric_mean(
+            self.tood_cls(self.cls_decomp(feat, avg_feat)).float(),
+            self.cls_prob_module(feat).float())
         reg_box = self._boxes_at_anchors(self.reg_decomp(feat, avg_feat), level, anchors)
         bbox_pred = deform_sampling(reg_box, self.reg_offset_module(feat).to(reg_box.dtype))
         # A sampled box whose sides crossed (x1 > x2 or y1 > y2) keeps the unsampled one, as
