@@ -1,0 +1,182 @@
+"""Two nodes that share no filesystem: ``tools/dist_train.sh`` and ``tools/dist_test.sh`` with
+``NNODES=2``, one process per node, both on this machine (127.0.0.1).
+
+Node 1 runs in its own mount namespace (``unshare --mount``) where ``/tmp`` and the node's folder
+are fresh tmpfs mounts into which the node's inputs (config, data, and for testing the
+checkpoint) are unpacked, as a user copies them to a second machine. Both nodes see the same
+absolute paths, but no file written by one node is visible to the other: a result collection
+through a folder that rank 0 names (mmengine's ``collect_results`` in ``'cpu'`` mode) fails
+here as it does on two machines.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_setup import REPO_ROOT, TINY_IMG_SIZE, TINY_NUM_TRAIN, TINY_NUM_VAL, write_tiny_config
+
+from fcosdet.datasets.demo_dataset import generate_demo_dataset
+from fcosdet.evaluation.functional.det_results import load_det_results
+
+TIMEOUT_S = 180
+NO_FLIP = 'train_dataloader.dataset.pipeline.3.prob=0.0'
+SCORE_ALL = 'model.test_cfg.score_thr=0.0'
+# node 1: unpack the inputs (fd 3, opened before the mounts hide the archive) into private
+# mounts, run the command there, then list the node's files for the test to check
+NODE1_SCRIPT = """\
+set -e
+root=$1; archive=$2; shift 2
+exec 3<"$archive"
+for dir in $PRIVATE_DIRS; do mkdir -p "$dir"; mount -t tmpfs tmpfs "$dir"; done
+tar -x -C "$root" <&3
+mkdir -p "${TMPDIR:-/tmp}"
+cd "$root"
+set +e
+"$@"; rc=$?
+echo "node 1 files:"; find "$root" -type f | sort
+exit $rc
+"""
+
+
+def _unshare_cmd() -> list[str]:
+    """``unshare`` for a private mount namespace (a user namespace too when not root)."""
+    cmd = ['unshare', '--mount', '--propagation', 'private']
+    return cmd if os.geteuid() == 0 else [*cmd, '--map-root-user']
+
+
+def _require_unshare() -> None:
+    """Skip where this machine cannot make a mount namespace (CI runs as root and can)."""
+    try:
+        probe = subprocess.run([*_unshare_cmd(), 'sh', '-c', 'mount -t tmpfs tmpfs /mnt'],
+                               capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip('no `unshare` on this machine (util-linux)')
+    if probe.returncode != 0:
+        pytest.skip(f'cannot make a private mount namespace here: {probe.stderr.strip()}')
+
+
+def _private_dirs(root: Path) -> list[str]:
+    """Node 1's private mounts: ``/tmp`` (unless the code lives there) and the node's folder."""
+    code = [REPO_ROOT.resolve(), Path(sys.prefix).resolve()]
+    tmp = Path('/tmp')
+    private_tmp = not any(tmp == p or tmp in p.parents for p in code)
+    return ([str(tmp)] if private_tmp else []) + [str(root)]
+
+
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return str(s.getsockname()[1])
+
+
+def _env(node_rank: int, port: str, **extra: str) -> dict[str, str]:
+    return dict(os.environ, NNODES='2', NODE_RANK=str(node_rank), PORT=port,
+                MASTER_ADDR='127.0.0.1', OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT),
+                **extra)
+
+
+def _archive(root: Path, names: list[str], path: Path) -> Path:
+    """Pack ``names`` (relative to ``root``) into the tar file ``path``."""
+    with tarfile.open(path, 'w') as tar:
+        for name in names:
+            tar.add(root / name, arcname=name)
+    return path
+
+
+def _run_two_nodes(cmd: list[str], root: Path, archive: Path,
+                   extra: subprocess.Popen | None = None) -> tuple[str, str]:
+    """Run ``cmd`` as node 0 (in ``root``) and as node 1 (private copy of ``archive``).
+
+    Returns:
+        The combined stdout and stderr of node 0 and of node 1.
+    """
+    port = _free_port()
+    private = _private_dirs(root)
+    tmpdir = {} if private[0] == '/tmp' else dict(TMPDIR=str(root / 'tmp'))
+    node1 = subprocess.Popen(
+        [*_unshare_cmd(), 'sh', '-c', NODE1_SCRIPT, 'sh', str(root), str(archive), *cmd],
+        env=_env(1, port, PRIVATE_DIRS=' '.join(private), **tmpdir),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node0 = subprocess.Popen(cmd, cwd=root, env=_env(0, port), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    outs = []
+    try:
+        for proc in (node0, node1):
+            outs.append(proc.communicate(timeout=TIMEOUT_S)[0])
+    finally:
+        for proc in (node0, node1):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    codes = [node0.returncode, node1.returncode]
+    assert codes == [0, 0], f'exit codes {codes}\n' + '\n'.join(
+        f'--- node {rank} errors:\n' + '\n'.join(
+            line for line in out.splitlines() if '.py: error:' in line)
+        for rank, out in enumerate(outs)) + f'\n--- node 1 output:\n{outs[1][-3000:]}'
+    return outs[0], outs[1]
+
+
+def _node1_files(out: str, root: Path) -> set[str]:
+    """Files node 1 had at the end (its listing), relative to ``root``."""
+    listing = out.split('node 1 files:\n')[-1].splitlines()
+    return {str(Path(line).relative_to(root)) for line in listing if line.startswith(str(root))}
+
+
+def _printed_metrics(out: str) -> dict[str, str]:
+    """The ``coco/bbox_*`` values of the last evaluation logged in ``out``, as printed."""
+    lines = [line for line in out.splitlines() if 'coco/bbox_mAP:' in line]
+    assert lines, out[-3000:]
+    return dict(re.findall(r'(coco/bbox_\w+): (\S+)', lines[-1]))
+
+
+def test_two_nodes_without_shared_filesystem(tmp_path: Path):
+    """Train 2 iterations + validate, save on rank 0 only, test: mAP as one process."""
+    _require_unshare()
+    root = tmp_path / 'node'
+    generate_demo_dataset(root / 'data', num_train=TINY_NUM_TRAIN, num_val=TINY_NUM_VAL,
+                          img_size=TINY_IMG_SIZE, seed=0)
+    config = str(write_tiny_config(root / 'fcos_tiny.py', root / 'data'))
+    inputs = ['data', 'fcos_tiny.py']
+
+    train = ['bash', str(REPO_ROOT / 'tools' / 'dist_train.sh'), config, '1', '--work-dir',
+             str(root / 'work'), '--cfg-options', 'train_cfg.max_epochs=1', NO_FLIP]
+    out0, out1 = _run_two_nodes(train, root, _archive(root, inputs, tmp_path / 'train.tar'))
+    assert 'gloo process group (rank 1 of 2)' in out1
+    assert (root / 'work' / 'epoch_1.pth').is_file()
+    assert 'coco/bbox_mAP:' in out0  # validation during training gathered both ranks
+    written1 = _node1_files(out1, root) - {'fcos_tiny.py'}
+    assert not [n for n in written1 if not n.startswith('data/')
+                and (n.endswith('.pth') or 'checkpoint' in n)]  # rank 0 alone saves
+
+    ckpt = str(root / 'work' / 'epoch_1.pth')
+    single = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / 'tools' / 'test.py'), config, ckpt, '--work-dir',
+         str(root / 'single'), '--out', str(root / 'single.pkl'), '--cfg-options', SCORE_ALL],
+        cwd=root, env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT)),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    test = ['bash', str(REPO_ROOT / 'tools' / 'dist_test.sh'), config, ckpt, '1',
+            '--work-dir', str(root / 'dist'), '--out', str(root / 'dist.pkl'),
+            '--cfg-options', SCORE_ALL]
+    out0, out1 = _run_two_nodes(
+        test, root, _archive(root, [*inputs, 'work/epoch_1.pth'], tmp_path / 'test.tar'))
+    single_out = single.communicate(timeout=TIMEOUT_S)[0]
+    assert single.returncode == 0, single_out[-4000:]
+
+    dist_metrics, single_metrics = _printed_metrics(out0), _printed_metrics(single_out)
+    assert dist_metrics == single_metrics
+    assert float(dist_metrics['coco/bbox_mAP_50']) > 0  # the comparison is not 0 == 0
+    dist_preds, single_preds = load_det_results(str(root / 'dist.pkl')), load_det_results(
+        str(root / 'single.pkl'))
+    assert [i for i, _ in dist_preds] == list(range(1, TINY_NUM_VAL + 1))  # both ranks, once
+    for (_, a), (_, b) in zip(dist_preds, single_preds, strict=True):
+        np.testing.assert_allclose(a.bboxes, b.bboxes, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    # rank 1 wrote nothing the gathering relied on, and rank 0 read no folder of parts
+    assert 'dist.pkl' not in _node1_files(out1, root)
+    assert not list(root.rglob('part_*.pkl')) and not (root / '.dist_test').exists()
