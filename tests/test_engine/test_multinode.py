@@ -8,8 +8,10 @@ absolute paths, but no file written by one node is visible to the other: a resul
 through a folder that rank 0 names (mmengine's ``collect_results`` in ``'cpu'`` mode) fails
 here as it does on two machines.
 """
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import numpy as np
 import pytest
 from tiny_setup import REPO_ROOT, TINY_IMG_SIZE, TINY_NUM_TRAIN, TINY_NUM_VAL, write_tiny_config
 
+from fcosdet.apis import inference_detector, init_detector
 from fcosdet.datasets.demo_dataset import generate_demo_dataset
 from fcosdet.evaluation.functional.det_results import load_det_results
 
@@ -134,34 +137,65 @@ def _printed_metrics(out: str) -> dict[str, str]:
     return dict(re.findall(r'(coco/bbox_\w+): (\S+)', lines[-1]))
 
 
-def test_two_nodes_without_shared_filesystem(tmp_path: Path):
-    """Train 2 iterations + validate, save on rank 0 only, test: mAP as one process."""
+def _self_made_gt(config: str, ckpt: str, data: Path) -> Path:
+    """A val annotation file whose boxes are the checkpoint's own top-2 detections per image.
+
+    A model trained for 2 iterations detects nothing of the real boxes (mAP 0 everywhere); scored
+    against its own detections its mAP is well above 0 and depends on every image's detections,
+    so a rank's missing or repeated images change it.
+    """
+    ann = json.loads((data / 'annotations' / 'instances_val.json').read_text())
+    model = init_detector(config, ckpt)
+    cat_id = {cat['name']: cat['id'] for cat in ann['categories']}
+    cat_ids = [cat_id[name] for name in model.dataset_meta['classes']]
+    preds = inference_detector(model, [str(data / 'val' / img['file_name'])
+                                       for img in ann['images']])
+    ann['annotations'] = []
+    for img, pred in zip(ann['images'], preds, strict=True):
+        for (x1, y1, x2, y2), label in zip(pred.pred_instances.bboxes[:2].tolist(),
+                                           pred.pred_instances.labels[:2].tolist()):
+            ann['annotations'].append(dict(
+                id=len(ann['annotations']) + 1, image_id=img['id'], category_id=cat_ids[label],
+                bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1), iscrowd=0))
+    path = data / 'annotations' / 'self_made_val.json'
+    path.write_text(json.dumps(ann))
+    return path
+
+
+def test_two_nodes_without_shared_filesystem(tmp_path: Path, tiny_checkpoint: Path):
+    """Train 2 iterations + validate, save on rank 0 only, test: mAP as one process.
+
+    Training starts from ``tiny_checkpoint`` (which detects something), so the compared mAP is
+    not 0 == 0.
+    """
     _require_unshare()
     root = tmp_path / 'node'
     generate_demo_dataset(root / 'data', num_train=TINY_NUM_TRAIN, num_val=TINY_NUM_VAL,
                           img_size=TINY_IMG_SIZE, seed=0)
     config = str(write_tiny_config(root / 'fcos_tiny.py', root / 'data'))
-    inputs = ['data', 'fcos_tiny.py']
+    shutil.copy(tiny_checkpoint, root / 'init.pth')
+    inputs = ['data', 'fcos_tiny.py', 'init.pth']
 
     train = ['bash', str(REPO_ROOT / 'tools' / 'dist_train.sh'), config, '1', '--work-dir',
-             str(root / 'work'), '--cfg-options', 'train_cfg.max_epochs=1', NO_FLIP]
+             str(root / 'work'), '--cfg-options', 'train_cfg.max_epochs=1', NO_FLIP,
+             f'load_from={root / "init.pth"}']
     out0, out1 = _run_two_nodes(train, root, _archive(root, inputs, tmp_path / 'train.tar'))
     assert 'gloo process group (rank 1 of 2)' in out1
     assert (root / 'work' / 'epoch_1.pth').is_file()
     assert 'coco/bbox_mAP:' in out0  # validation during training gathered both ranks
-    written1 = _node1_files(out1, root) - {'fcos_tiny.py'}
-    assert not [n for n in written1 if not n.startswith('data/')
-                and (n.endswith('.pth') or 'checkpoint' in n)]  # rank 0 alone saves
+    written1 = _node1_files(out1, root) - {'init.pth'}
+    assert not [n for n in written1 if n.endswith('.pth') or 'checkpoint' in n]  # rank 0 saves
 
     ckpt = str(root / 'work' / 'epoch_1.pth')
+    options = ['--cfg-options', SCORE_ALL,
+               f'test_evaluator.ann_file={_self_made_gt(config, ckpt, root / "data")}']
     single = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / 'tools' / 'test.py'), config, ckpt, '--work-dir',
-         str(root / 'single'), '--out', str(root / 'single.pkl'), '--cfg-options', SCORE_ALL],
+         str(root / 'single'), '--out', str(root / 'single.pkl'), *options],
         cwd=root, env=dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT)),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     test = ['bash', str(REPO_ROOT / 'tools' / 'dist_test.sh'), config, ckpt, '1',
-            '--work-dir', str(root / 'dist'), '--out', str(root / 'dist.pkl'),
-            '--cfg-options', SCORE_ALL]
+            '--work-dir', str(root / 'dist'), '--out', str(root / 'dist.pkl'), *options]
     out0, out1 = _run_two_nodes(
         test, root, _archive(root, [*inputs, 'work/epoch_1.pth'], tmp_path / 'test.tar'))
     single_out = single.communicate(timeout=TIMEOUT_S)[0]
@@ -169,7 +203,12 @@ def test_two_nodes_without_shared_filesystem(tmp_path: Path):
 
     dist_metrics, single_metrics = _printed_metrics(out0), _printed_metrics(single_out)
     assert dist_metrics == single_metrics
-    assert float(dist_metrics['coco/bbox_mAP_50']) > 0  # the comparison is not 0 == 0
+    assert 0.2 < float(dist_metrics['coco/bbox_mAP']) < 1  # not 0 == 0, nor all found
+    (dist_log,), (single_log,) = (list((root / name).glob('*/*.json'))
+                                  for name in ('dist', 'single'))
+    dist_map, single_map = (json.loads(log.read_text().splitlines()[-1])['coco/bbox_mAP']
+                            for log in (dist_log, single_log))
+    assert dist_map == pytest.approx(single_map, abs=1e-6)
     dist_preds, single_preds = load_det_results(str(root / 'dist.pkl')), load_det_results(
         str(root / 'single.pkl'))
     assert [i for i, _ in dist_preds] == list(range(1, TINY_NUM_VAL + 1))  # both ranks, once
