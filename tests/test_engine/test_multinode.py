@@ -8,6 +8,7 @@ absolute paths, but no file written by one node is visible to the other: a resul
 through a folder that rank 0 names (mmengine's ``collect_results`` in ``'cpu'`` mode) fails
 here as it does on two machines.
 """
+import ctypes
 import json
 import os
 import re
@@ -20,10 +21,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.distributed as torch_dist
+from test_reliability._toy import ToyModel, toy_runner
 from tiny_setup import REPO_ROOT, TINY_IMG_SIZE, TINY_NUM_TRAIN, TINY_NUM_VAL, write_tiny_config
+from torch.utils.data import default_collate
 
 from fcosdet.apis import inference_detector, init_detector
 from fcosdet.datasets.demo_dataset import generate_demo_dataset
+from fcosdet.engine import DetRunner
 from fcosdet.evaluation.functional.det_results import load_det_results
 
 TIMEOUT_S = 180
@@ -219,3 +225,67 @@ def test_two_nodes_without_shared_filesystem(tmp_path: Path, tiny_checkpoint: Pa
     # rank 1 wrote nothing the gathering relied on, and rank 0 read no folder of parts
     assert 'dist.pkl' not in _node1_files(out1, root)
     assert not list(root.rglob('part_*.pkl')) and not (root / '.dist_test').exists()
+
+
+def _private_tmpfs(path: Path) -> None:
+    """Mount a fresh tmpfs over ``path`` for this process only (a mount namespace of its own)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    clone_newns, ms_rec, ms_private = 0x20000, 0x4000, 1 << 18
+    if (libc.unshare(clone_newns) or libc.mount(b'none', b'/', None, ms_rec | ms_private, None)
+            or libc.mount(b'tmpfs', str(path).encode(), b'tmpfs', 0, None)):
+        raise OSError(ctypes.get_errno(), f'cannot mount a private tmpfs over {path}')
+
+
+def _resume_worker(rank: int, tmp: str, port: str, copy_for_rank1: bool) -> None:
+    """One rank of a toy DDP run with ``--resume`` in ``tmp/node/work``; rank 1 sees a private,
+    empty ``tmp/node`` (with a copy of the checkpoint if ``copy_for_rank1``)."""
+    node = Path(tmp) / 'node'
+    if rank == 1:
+        _private_tmpfs(node)
+        if copy_for_rank1:
+            (node / 'work').mkdir()
+            shutil.copy(Path(tmp) / 'copy' / 'iter_2.pth', node / 'work')
+    os.environ.update(RANK=str(rank), WORLD_SIZE='2', LOCAL_RANK='0', MASTER_ADDR='127.0.0.1',
+                      MASTER_PORT=port)
+    data = [dict(inputs=torch.full((2,), float(i))) for i in range(4)]
+    runner = DetRunner(
+        model=ToyModel(), work_dir=str(node / 'work'), default_scope='fcosdet',
+        launcher='pytorch', env_cfg=dict(dist_cfg=dict(timeout=60)),
+        experiment_name=f'rank{rank}_{port}',
+        train_dataloader=dict(dataset=data, batch_size=1, collate_fn=default_collate,
+                              sampler=dict(type='DefaultSampler', shuffle=False)),
+        train_cfg=dict(by_epoch=False, max_iters=4),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        resume=True, log_level='WARNING')
+    try:
+        runner.train()
+        out = dict(iter=runner.iter, weight=runner.model.module.fc.weight.tolist())
+    except FileNotFoundError as err:
+        out = dict(error=str(err))
+    finally:
+        torch_dist.destroy_process_group()
+    (Path(tmp) / f'out{rank}.json').write_text(json.dumps(out))
+
+
+def _resume_two_ranks(tmp_path: Path, copy_for_rank1: bool) -> list[dict]:
+    torch.multiprocessing.start_processes(
+        _resume_worker, args=(str(tmp_path), _free_port(), copy_for_rank1), nprocs=2,
+        start_method='fork')
+    return [json.loads((tmp_path / f'out{r}.json').read_text()) for r in (0, 1)]
+
+
+def test_resume_when_only_rank0_has_the_checkpoint(tmp_path: Path):
+    """Rank 0 chooses the checkpoint; a rank without its copy stops every rank (it used to start
+    from scratch, run 4 iterations against rank 0's 2 and leave rank 0 waiting)."""
+    _require_unshare()
+    work = tmp_path / 'node' / 'work'
+    toy_runner(work, max_iters=2, name='first').train()
+    (tmp_path / 'copy').mkdir()
+    shutil.copy(work / 'iter_2.pth', tmp_path / 'copy')
+    assert _resume_two_ranks(tmp_path, copy_for_rank1=False) == [dict(
+        error=f'--resume: {work}/iter_2.pth is missing on rank(s) [1] of 2; machines that '
+              'share no folder each need a copy of it at this path')] * 2
+
+    outs = _resume_two_ranks(tmp_path, copy_for_rank1=True)
+    assert [out['iter'] for out in outs] == [4, 4]
+    assert outs[0]['weight'] == outs[1]['weight']
