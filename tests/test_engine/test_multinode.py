@@ -83,10 +83,11 @@ def _free_port() -> str:
         return str(s.getsockname()[1])
 
 
-def _env(node_rank: int, port: str, **extra: str) -> dict[str, str]:
-    return dict(os.environ, NNODES='2', NODE_RANK=str(node_rank), PORT=port,
-                MASTER_ADDR='127.0.0.1', OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT),
-                **extra)
+def _env(node_rank: int, port: tuple[str, str], **extra: str) -> dict[str, str]:
+    """The environment of a node; ``port``: the variable (PORT or MASTER_PORT) and its value."""
+    env = {k: v for k, v in os.environ.items() if k not in ('PORT', 'MASTER_PORT')}
+    return dict(env, NNODES='2', NODE_RANK=str(node_rank), MASTER_ADDR='127.0.0.1',
+                OMP_NUM_THREADS='1', PYTHONPATH=str(REPO_ROOT), **{port[0]: port[1]}, **extra)
 
 
 def _archive(root: Path, names: list[str], path: Path) -> Path:
@@ -98,13 +99,13 @@ def _archive(root: Path, names: list[str], path: Path) -> Path:
 
 
 def _run_two_nodes(cmd: list[str], root: Path, archive: Path,
-                   extra: subprocess.Popen | None = None) -> tuple[str, str]:
+                   port_variable: str = 'PORT') -> tuple[str, str]:
     """Run ``cmd`` as node 0 (in ``root``) and as node 1 (private copy of ``archive``).
 
     Returns:
         The combined stdout and stderr of node 0 and of node 1.
     """
-    port = _free_port()
+    port = (port_variable, _free_port())
     private = _private_dirs(root)
     tmpdir = {} if private[0] == '/tmp' else dict(TMPDIR=str(root / 'tmp'))
     node1 = subprocess.Popen(
@@ -203,7 +204,8 @@ def test_two_nodes_without_shared_filesystem(tmp_path: Path, tiny_checkpoint: Pa
     test = ['bash', str(REPO_ROOT / 'tools' / 'dist_test.sh'), config, ckpt, '1',
             '--work-dir', str(root / 'dist'), '--out', str(root / 'dist.pkl'), *options]
     out0, out1 = _run_two_nodes(
-        test, root, _archive(root, [*inputs, 'work/epoch_1.pth'], tmp_path / 'test.tar'))
+        test, root, _archive(root, [*inputs, 'work/epoch_1.pth'], tmp_path / 'test.tar'),
+        port_variable='MASTER_PORT')
     single_out = single.communicate(timeout=TIMEOUT_S)[0]
     assert single.returncode == 0, single_out[-4000:]
 
