@@ -67,9 +67,9 @@ class CocoMetric(BaseMetric):
     annotations after ``Resize`` in the test pipeline, as the shipped configs do.
 
     Distributed: each rank processes its shard; the results reach rank 0 through the process
-    group, never through a shared folder (:func:`~fcosdet.evaluation.metrics.gather.
-    gather_results`: nodes need no common filesystem), the sampler's padding is dropped and
-    any image id still repeated is scored once.
+    group, never through a shared folder (:mod:`fcosdet.evaluation.metrics.gather`: the nodes
+    need no common filesystem); the sampler's padding is dropped and any image id still
+    repeated is scored once.
 
     Args:
         ann_file: COCO-format ground-truth file, or None.
