@@ -48,7 +48,7 @@ def one_rank_group(tmp_path):
 def test_cpu_group_is_gloo_beside_another_default_backend(one_rank_group, monkeypatch):
     assert gather._cpu_group() is None  # the default group is gloo already
     monkeypatch.setattr(torch_dist, 'get_backend', lambda group=None: 'nccl')
-    monkeypatch.setattr(gather, '_GLOO_GROUPS', {})
+    monkeypatch.setattr(gather, '_GLOO_GROUP', [])
     group = gather._cpu_group()
     assert group is not None and gather._cpu_group() is group  # made once
     monkeypatch.undo()

@@ -18,18 +18,19 @@ from mmengine.dist import broadcast_object_list, collect_results, get_dist_info,
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
-# a gloo group beside a non-gloo default group (nccl), made once per default group
-_GLOO_GROUPS: dict[int, Any] = {}
+# (default group, gloo group beside it): made once per default group (e.g. nccl); holding the
+# default group keeps a destroyed one from being mistaken for a new one
+_GLOO_GROUP: list[tuple[Any, Any]] = []
 
 
 def _cpu_group() -> Any:
     """The process group for CPU objects: the default one if it is gloo, else a gloo group."""
     if torch_dist.get_backend() == 'gloo':
         return None
-    key = id(torch_dist.group.WORLD)
-    if key not in _GLOO_GROUPS:
-        _GLOO_GROUPS[key] = torch_dist.new_group(backend='gloo')
-    return _GLOO_GROUPS[key]
+    world = torch_dist.group.WORLD
+    if not _GLOO_GROUP or _GLOO_GROUP[0][0] is not world:
+        _GLOO_GROUP[:] = [(world, torch_dist.new_group(backend='gloo'))]
+    return _GLOO_GROUP[0][1]
 
 
 def interleave_parts(parts: list[list]) -> list:
