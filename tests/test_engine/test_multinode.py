@@ -153,7 +153,7 @@ def _self_made_gt(config: str, ckpt: str, data: Path) -> Path:
     so a rank's missing or repeated images change it.
     """
     ann = json.loads((data / 'annotations' / 'instances_val.json').read_text())
-    model = init_detector(config, ckpt)
+    model = init_detector(config, ckpt, fast_path=False)
     cat_id = {cat['name']: cat['id'] for cat in ann['categories']}
     cat_ids = [cat_id[name] for name in model.dataset_meta['classes']]
     preds = inference_detector(model, [str(data / 'val' / img['file_name'])
