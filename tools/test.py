@@ -81,7 +81,7 @@ def _add_dump(cfg: Config, out: str) -> None:
     """Append a metric that dumps every prediction to ``out`` (a pickle)."""
     if not out.endswith(('.pkl', '.pickle')):
         raise CLIError(f'--out must be a .pkl or .pickle file, got {out}')
-    dump = dict(type='DumpResults', out_file_path=osp.abspath(out))
+    dump = dict(type='DumpDetResults', out_file_path=osp.abspath(out))
     evaluator = cfg.test_evaluator
     cfg.test_evaluator = [*evaluator, dump] if isinstance(evaluator, list) else [evaluator, dump]
 

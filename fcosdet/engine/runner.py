@@ -6,10 +6,12 @@ confirmation, plain-data encoding) is :class:`fcosdet.engine.hooks.CheckpointHoo
 """
 import os.path as osp
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import master_only
+from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop, Runner
 from torch import nn
@@ -19,7 +21,19 @@ from fcosdet.registry import RUNNERS
 from .checkpoint_codec import decode_checkpoint
 from .checkpoint_files import find_resume_checkpoint, write_durably
 from .checkpoint_loading import DEFAULT_REVISE_KEYS, load_model_weights, read_checkpoint
-from .dist import dist_backend, init_cpu_dist
+from .dist import check_file_on_every_rank, decided_on_rank0, dist_backend, init_cpu_dist
+
+
+def _pick_resume_checkpoint(work_dir: str, logger: MMLogger) -> str | None:
+    """The checkpoint of ``work_dir`` that ``--resume`` continues from (logged), or None."""
+    found, skipped = find_resume_checkpoint(work_dir)
+    for why in skipped:
+        logger.warning(f'--resume: skipped: {why}')
+    if found is None:
+        logger.warning(f'--resume: no checkpoint in {work_dir}; training starts from scratch')
+    else:
+        logger.info(f'Resuming from {found}')
+    return found
 
 
 @RUNNERS.register_module()
@@ -111,18 +125,21 @@ class DetRunner(Runner):
 
         mmengine takes ``last_checkpoint``'s content as is (an empty file, or a path of the
         work dir a copied one came from, then fails); the choice here falls back to the newest
-        checkpoint that loads, warning about each one skipped.
+        checkpoint that loads, warning about each one skipped. Distributed, rank 0 chooses (only
+        its work dir holds checkpoints when the machines share no folder) and every rank must
+        have the chosen file, or the file to load, at the same path: else all ranks stop with
+        one error naming the ranks without it (a rank that started from scratch would run other
+        iterations than the rest and hang them).
         """
         if self._resume and self._load_from is None and not self._has_loaded:
-            self._load_from, skipped = find_resume_checkpoint(self.work_dir)
-            for why in skipped:
-                self.logger.warning(f'--resume: skipped: {why}')
+            self._load_from = decided_on_rank0(
+                partial(_pick_resume_checkpoint, self.work_dir, self.logger))
             if self._load_from is None:
-                self.logger.warning(f'--resume: no checkpoint in {self.work_dir}; training '
-                                    'starts from scratch')
                 return
-            self.logger.info(f'Resuming from {self._load_from}')
+        if self.distributed and self._load_from is not None and not self._has_loaded:
+            check_file_on_every_rank(self._load_from, '--resume' if self._resume else 'load_from')
         super().load_or_resume()
+
 
     @master_only
     def save_checkpoint(self, out_dir: str, filename: str, file_client_args: dict | None = None,

@@ -1,8 +1,16 @@
+import json
+import os
+
 import pytest
 import torch
 import torch.distributed as torch_dist
 
-from fcosdet.engine.dist import dist_backend, launcher_env
+from fcosdet.engine.dist import (
+    check_file_on_every_rank,
+    decided_on_rank0,
+    dist_backend,
+    launcher_env,
+)
 from fcosdet.utils.cli import CLIError, run_cli
 
 
@@ -75,3 +83,36 @@ def test_run_cli_leaves_the_group_alone_on_error(tmp_path):
     finally:
         if torch_dist.is_initialized():
             torch_dist.destroy_process_group()
+
+
+def _agree_worker(rank: int, tmp: str) -> None:
+    """Each rank in its own folder (a machine of its own); only rank 0's has ``ckpt.pth``."""
+    torch_dist.init_process_group('gloo', init_method=f'file://{tmp}/store', rank=rank,
+                                  world_size=2)
+    try:
+        os.chdir(f'{tmp}/node{rank}')
+        chosen = decided_on_rank0(lambda: f'ckpt.pth (chosen by rank {rank})')
+        try:
+            check_file_on_every_rank('ckpt.pth', '--resume')
+            message = 'no error'
+        except FileNotFoundError as err:
+            message = str(err)
+        with open('out.json', 'w') as file:
+            json.dump(dict(chosen=chosen, message=message), file)
+        check_file_on_every_rank('s3://bucket/x.pth', 'load_from')  # URIs are not checked
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def test_rank0_chooses_and_a_rank_without_the_file_stops_every_rank(tmp_path):
+    """What --resume relies on when the machines share no folder (the test process forked)."""
+    for rank in (0, 1):
+        (tmp_path / f'node{rank}').mkdir()
+    (tmp_path / 'node0' / 'ckpt.pth').touch()
+    torch.multiprocessing.start_processes(_agree_worker, args=(str(tmp_path),), nprocs=2,
+                                          start_method='fork')
+    outs = [json.loads((tmp_path / f'node{r}' / 'out.json').read_text()) for r in (0, 1)]
+    assert [out['chosen'] for out in outs] == ['ckpt.pth (chosen by rank 0)'] * 2
+    assert [out['message'] for out in outs] == [
+        '--resume: ckpt.pth is missing on rank(s) [1] of 2; machines that share no folder '
+        'each need a copy of it at this path'] * 2

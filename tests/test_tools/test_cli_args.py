@@ -138,5 +138,5 @@ def test_test_flags_reach_the_config(tiny_config, tmp_path):
     hook = cfg.default_hooks.visualization
     assert hook.type == 'DetVisualizationHook' and hook.draw and hook.show
     assert hook.test_out_dir == 'vis'
-    assert [m['type'] for m in cfg.test_evaluator] == ['CocoMetric', 'DumpResults']
+    assert [m['type'] for m in cfg.test_evaluator] == ['CocoMetric', 'DumpDetResults']
     assert cfg.test_evaluator[1]['out_file_path'] == str(tmp_path / 'p.pkl')

@@ -20,6 +20,7 @@ from fcosdet.registry import METRICS
 
 from .coco_backends import CocoApi, coco_api, coco_from_dict, run_cocoeval
 from .coco_utils import classwise_table, detections_to_coco, gt_to_coco_dict
+from .gather import evaluate_gathered
 
 
 def _numpy(value: torch.Tensor | np.ndarray | Sequence) -> np.ndarray:
@@ -65,8 +66,10 @@ class CocoMetric(BaseMetric):
     (and ``ignored_instances`` as crowd), which must then be in original-image pixels: load
     annotations after ``Resize`` in the test pipeline, as the shipped configs do.
 
-    Distributed: each rank processes its shard; mmengine gathers the results on rank 0 and
-    drops the sampler's padding; any image id still repeated is scored once.
+    Distributed: each rank processes its shard; the results reach rank 0 through the process
+    group, never through a shared folder (:mod:`fcosdet.evaluation.metrics.gather`: the nodes
+    need no common filesystem); the sampler's padding is dropped and any image id still
+    repeated is scored once.
 
     Args:
         ann_file: COCO-format ground-truth file, or None.
@@ -79,7 +82,8 @@ class CocoMetric(BaseMetric):
         proposal_nums: The three max-detection numbers of COCOeval (AP uses the last).
         format_only: Only write the detections JSON (``{outfile_prefix}.bbox.json``).
         outfile_prefix: Where to write the detections JSON; required with ``format_only``.
-        collect_device: ``'cpu'`` or ``'gpu'``, for gathering results across ranks.
+        collect_device: How results are gathered across ranks: ``'cpu'`` (in memory over a
+            gloo group) or ``'gpu'`` (mmengine's device gather); neither uses files.
         prefix: Key prefix; default ``'coco'``.
         backend_args: mmengine file backend arguments for ``ann_file``.
         backend: COCO evaluation package: ``'pycocotools'`` or ``'hotcoco'`` (same numbers,
@@ -141,6 +145,17 @@ class CocoMetric(BaseMetric):
         names = ['mAP', 'mAP_50', 'mAP_75', 'mAP_s', 'mAP_m', 'mAP_l'] + [
             f'AR@{n}' for n in proposal_nums] + [f'AR_{s}@{last}' for s in 'sml']
         return {name: index for index, name in enumerate(names)}
+
+    def evaluate(self, size: int) -> dict:
+        """Gather every rank's results on rank 0, score them there, return them on all ranks.
+
+        Args:
+            size: Length of the dataset (the sampler's padding is dropped).
+
+        Returns:
+            ``{prefix}/bbox_{item}`` for each of ``metric_items``, on every rank.
+        """
+        return evaluate_gathered(self, size)
 
     def process(self, data_batch: object, data_samples: Sequence[dict]) -> None:
         """Keep the predictions (and, without ``ann_file``, the ground truth) of a batch.
