@@ -103,7 +103,7 @@ def test_pytorch2onnx_exports_and_verifies(tiny_files, tmp_path, capsys):
     with pytest.raises(CLIError, match='--calib-images must be positive, got 0'):
         pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--calib-images',
                            '0'])
-    with pytest.raises(CLIError, match='--batch-size 1 without --static'):
+    with pytest.raises(CLIError, match='drop --static'):
         pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--static',
                            '--batch-size', '2'])
     # the tiny config's dataset does not exist: the error names the file
@@ -129,8 +129,10 @@ def test_pytorch2onnx_end2end_by_default(tiny_files, tmp_path, capsys):
                        '--batch-size', '2'])
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
     assert dims == [2, 3, 64, 96]
-    with pytest.raises(CLIError, match='add --raw'):
-        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8'])
+    with pytest.raises(CLIError, match='exclude each other'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--fp16'])
+    with pytest.raises(CLIError, match='drop --raw'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--fp16', '--raw'])
 
 
 def test_dataloader_benchmark_counts_images(tiny_files, tmp_path):
