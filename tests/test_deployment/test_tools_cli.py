@@ -125,14 +125,24 @@ def test_pytorch2onnx_end2end_by_default(tiny_files, tmp_path, capsys):
     assert counts[0] == counts[1] == counts[2] and int(counts[0]) > 0
     box_diff, score_diff = re.search(r'boxes (\S+), scores (\S+)$', lines[1]).groups()
     assert float(box_diff) < 1e-3 and float(score_diff) < 1e-4
+    num_nodes = len(graph.graph.node)
     pytorch2onnx.main([*tiny_files, '--out', str(out), '--static', '--shape', '64', '96',
-                       '--batch-size', '2'])
-    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+                       '--batch-size', '2', '--slim', '--verify'])
+    slim = onnx.load(str(out))
+    dims = [d.dim_value for d in slim.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [2, 3, 64, 96]
+    # onnxslim folds the (now static) shape arithmetic; the metadata stays and so do the results
+    assert len(slim.graph.node) < num_nodes / 2
+    assert [p.key for p in slim.metadata_props] == [p.key for p in graph.metadata_props]
+    counts = re.search(r'pytorch (\d+), onnxruntime (\d+), matched (\d+)',
+                       capsys.readouterr().out).groups()
+    assert counts[0] == counts[1] == counts[2]
     with pytest.raises(CLIError, match='exclude each other'):
         pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--fp16'])
     with pytest.raises(CLIError, match='drop --raw'):
         pytorch2onnx.main([*tiny_files, '--out', str(out), '--fp16', '--raw'])
+    with pytest.raises(CLIError, match='--slim applies to the end-to-end file'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--slim', '--raw'])
 
 
 def test_dataloader_benchmark_counts_images(tiny_files, tmp_path):
