@@ -16,7 +16,7 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from .end2end import INPUT_NAMES, OUTPUT_NAMES, End2EndDetector
+from .end2end import INPUT_NAMES, OUTPUT_NAMES, End2EndDetector, normalization
 from .onnx_export import MIN_OPSET
 from .optional import require
 
@@ -54,6 +54,7 @@ def end2end_metadata(model: nn.Module) -> dict:
         ``nms_pre``, ``max_per_img``, ``nms_iou_thr``, ``min_bbox_size``.
     """
     pre = model.data_preprocessor
+    mean, std = normalization(pre)
     test_cfg = model.bbox_head.test_cfg
     classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
     if classes is None:
@@ -62,7 +63,7 @@ def end2end_metadata(model: nn.Module) -> dict:
                 head=type(model.bbox_head).__name__, classes=list(classes),
                 resize=_test_resize(model.cfg) if hasattr(model, 'cfg') else None,
                 pad_size_divisor=int(pre.pad_size_divisor), pad_value=float(pre.pad_value),
-                mean=pre.mean.reshape(-1).tolist(), std=pre.std.reshape(-1).tolist(),
+                mean=mean, std=std,
                 bgr_to_rgb=bool(pre._channel_conversion),
                 score_thr=float(test_cfg['score_thr']), nms_pre=int(test_cfg['nms_pre']),
                 max_per_img=int(test_cfg['max_per_img']),
