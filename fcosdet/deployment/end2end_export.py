@@ -18,6 +18,7 @@ from torch import nn
 
 from .end2end import INPUT_NAMES, OUTPUT_NAMES, End2EndDetector, normalization
 from .onnx_export import MIN_OPSET
+from .onnx_nms import register_nms_symbolic
 from .optional import require
 
 METADATA_KEY = 'fcosdet'
@@ -112,6 +113,7 @@ def export_end2end(model: nn.Module, out_file: str, shape: tuple[int, int] = (80
                          f'shape={tuple(shape)}, batch_size={batch_size}')
     if model.training:
         raise ValueError('export_end2end: call model.eval() before exporting')
+    register_nms_symbolic()
     wrapper = End2EndDetector(model).eval()
     device = next(model.parameters()).device
     # Mid-grey images of the traced size; the sizes differ per image so nothing depends on
