@@ -76,8 +76,11 @@ class End2EndDetector(nn.Module):
         self.detector = detector
         pre = detector.data_preprocessor
         mean, std = normalization(pre)
-        self.register_buffer('mean', torch.tensor(mean).reshape(1, -1, 1, 1), persistent=False)
-        self.register_buffer('std', torch.tensor(std).reshape(1, -1, 1, 1), persistent=False)
+        device = next(detector.parameters()).device
+        self.register_buffer('mean', torch.tensor(mean, device=device).reshape(1, -1, 1, 1),
+                             persistent=False)
+        self.register_buffer('std', torch.tensor(std, device=device).reshape(1, -1, 1, 1),
+                             persistent=False)
         self.flip_channels = bool(pre._channel_conversion)
         self.pad_value = float(pre.pad_value)
 
