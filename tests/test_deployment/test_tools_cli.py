@@ -4,6 +4,7 @@ Only the figures' structure and arithmetic are checked, never a speed.
 """
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -91,7 +92,7 @@ def test_benchmark_cli_errors(tiny_files, tmp_path):
 
 def test_pytorch2onnx_exports_and_verifies(tiny_files, tmp_path, capsys):
     out = tmp_path / 'tiny.onnx'
-    pytorch2onnx.main([*tiny_files, '--out', str(out), '--shape', '64', '96', '--dynamic',
+    pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--shape', '64', '96',
                        '--verify'])
     graph = onnx.load(str(out))
     assert [d.dim_param for d in graph.graph.input[0].type.tensor_type.shape.dim] == \
@@ -101,13 +102,47 @@ def test_pytorch2onnx_exports_and_verifies(tiny_files, tmp_path, capsys):
     with pytest.raises(CLIError, match='.onnx'):
         pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'model.bin')])
     with pytest.raises(CLIError, match='--calib-images must be positive, got 0'):
-        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--calib-images', '0'])
-    with pytest.raises(CLIError, match='--batch-size 1 or --dynamic'):
-        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--batch-size', '2'])
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--calib-images',
+                           '0'])
+    with pytest.raises(CLIError, match='drop --static'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--static',
+                           '--batch-size', '2'])
     # the tiny config's dataset does not exist: the error names the file
     with pytest.raises(CLIError, match='none.json'):
-        pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'int8.onnx'), '--int8'])
+        pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'int8.onnx'), '--raw', '--int8'])
     assert not (tmp_path / 'int8.onnx').exists()
+
+
+def test_pytorch2onnx_end2end_by_default(tiny_files, tmp_path, capsys):
+    out = tmp_path / 'e2e.onnx'
+    pytorch2onnx.main([*tiny_files, '--out', str(out), '--shape', '64', '96', '--verify'])
+    graph = onnx.load(str(out))
+    assert [i.name for i in graph.graph.input] == ['images', 'img_shapes']
+    assert [o.name for o in graph.graph.output] == ['dets', 'scores', 'labels', 'num_dets']
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert '(end to end)' in lines[0] and 'dynamic N/H/W' in lines[0]
+    counts = re.search(r'pytorch (\d+), onnxruntime (\d+), matched (\d+)', lines[1]).groups()
+    assert counts[0] == counts[1] == counts[2] and int(counts[0]) > 0
+    box_diff, score_diff = re.search(r'boxes (\S+), scores (\S+)$', lines[1]).groups()
+    assert float(box_diff) < 1e-3 and float(score_diff) < 1e-4
+    num_nodes = len(graph.graph.node)
+    pytorch2onnx.main([*tiny_files, '--out', str(out), '--static', '--shape', '64', '96',
+                       '--batch-size', '2', '--slim', '--verify'])
+    slim = onnx.load(str(out))
+    dims = [d.dim_value for d in slim.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 3, 64, 96]
+    # onnxslim folds the (now static) shape arithmetic; the metadata stays and so do the results
+    assert len(slim.graph.node) < num_nodes / 2
+    assert [p.key for p in slim.metadata_props] == [p.key for p in graph.metadata_props]
+    counts = re.search(r'pytorch (\d+), onnxruntime (\d+), matched (\d+)',
+                       capsys.readouterr().out).groups()
+    assert counts[0] == counts[1] == counts[2]
+    with pytest.raises(CLIError, match='exclude each other'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--fp16'])
+    with pytest.raises(CLIError, match='drop --raw'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--fp16', '--raw'])
+    with pytest.raises(CLIError, match='--slim applies to the end-to-end file'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--slim', '--raw'])
 
 
 def test_dataloader_benchmark_counts_images(tiny_files, tmp_path):

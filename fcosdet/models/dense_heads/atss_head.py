@@ -10,12 +10,20 @@ from torch import Tensor
 
 from fcosdet.models.dense_heads.anchor_targets import (
     anchor_centerness,
+    anchor_settings,
     anchor_targets,
-    init_anchor_head,
+    anchor_towers,
+    build_loss,
+    prediction_conv,
 )
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import dense_predict
+from fcosdet.models.dense_heads.dense_postprocess import (
+    PredictionMaps,
+    decode_deltas_with_quality,
+    dense_predict,
+)
 from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
     check_levels,
     flatten_levels,
     grid_priors_like,
@@ -72,12 +80,28 @@ class ATSSHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
         if not reg_decoded_bbox:
             raise ValueError('ATSSHead: only reg_decoded_bbox=True is supported, got False')
-        init_anchor_head(
-            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
-            anchor_generator, bbox_coder, train_cfg, test_cfg,
-            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_centerness=loss_centerness),
-            output_convs=dict(atss_cls=num_classes, atss_reg=4, atss_centerness=1),
-            pred_kernel_size=pred_kernel_size)
+        settings = anchor_settings('ATSSHead', num_classes, anchor_generator, bbox_coder,
+                                   train_cfg, test_cfg)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.train_cfg = settings.train_cfg
+        self.assigner = settings.assigners['assigner']
+        self.test_cfg = settings.test_cfg
+        self.prior_generator = settings.prior_generator
+        self.bbox_coder = settings.bbox_coder
+        self.loss_cls = build_loss(loss_cls)
+        self.loss_bbox = build_loss(loss_bbox)
+        self.loss_centerness = build_loss(loss_centerness)
+        # MMDetection's module names and state-dict order: towers, output convs, scales
+        self.cls_convs, self.reg_convs = anchor_towers(in_channels, feat_channels,
+                                                       stacked_convs, conv_cfg, norm_cfg)
+        num_anchors = self.prior_generator.num_base_priors[0]
+        conv_args = (in_channels, feat_channels, stacked_convs)
+        self.atss_cls = prediction_conv(*conv_args, num_anchors * num_classes, pred_kernel_size)
+        self.atss_reg = prediction_conv(*conv_args, num_anchors * 4, pred_kernel_size)
+        self.atss_centerness = prediction_conv(*conv_args, num_anchors, pred_kernel_size)
+        self.scales = build_scales(self.prior_generator.num_levels)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per level: class logits ``[N, C, H_l, W_l]``, box deltas ``[N, 4, H_l, W_l]``
@@ -139,16 +163,21 @@ class ATSSHead(BaseDenseHead):
         """Detections scored ``sigmoid(cls) · sigmoid(centre-ness)``, batched over images.
         The maps are :meth:`forward`'s; the other arguments and the result (N ``InstanceData``
         with ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``) are :func:`dense_predict`'s."""
-        anchors = grid_priors_like(self.prior_generator, bbox_preds)
-        return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(centernesses, anchors, bbox_preds)), self._decode,
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds, centernesses),
                              batch_img_metas, cfg, rescale)
 
-    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                cfg: dict) -> tuple[Tensor, Tensor]:
+    def prediction_maps(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                        centernesses: list[Tensor]) -> PredictionMaps:
+        """Class probabilities and, by name, the centre-ness logits, anchors and deltas
+        :meth:`decode_candidates` reads (maps as from :meth:`forward`)."""
+        anchors = grid_priors_like(self.prior_generator, bbox_preds)
+        return PredictionMaps([s.sigmoid() for s in cls_scores],
+                              dict(centerness=centernesses, anchors=anchors, deltas=bbox_preds))
+
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
         """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and scores
-        cls·sigmoid(ctr) ``[N, K]``, from ``cls_prob [N, K]`` and the picked centre-ness logits
-        ``[N, K, 1]``, anchors ``[N, K, 4]`` and deltas ``[N, K, 4]``."""
-        ctr_logit, anchors, deltas = picked
-        boxes = self.bbox_coder.decode(anchors, deltas, max_shape=img_shapes)
-        return boxes, cls_prob * ctr_logit[..., 0].sigmoid()
+        cls·sigmoid(ctr) ``[N, K]``, from ``cls_prob [N, K]`` and the picked ``centerness``
+        logits ``[N, K, 1]``, ``anchors [N, K, 4]`` and ``deltas [N, K, 4]``."""
+        return decode_deltas_with_quality(self.bbox_coder, cls_prob, picked['centerness'],
+                                          picked['anchors'], picked['deltas'], img_shapes)

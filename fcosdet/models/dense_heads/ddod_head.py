@@ -3,8 +3,6 @@
 Shape letters: N images, L levels, R priors (all levels), R_l priors of level l, M gt boxes
 (padded), C classes (background is label C), K detections, H_l/W_l feature height/width.
 """
-from functools import partial
-
 import torch
 import torch.nn as nn
 from mmengine.structures import InstanceData
@@ -12,13 +10,21 @@ from torch import Tensor
 
 from fcosdet.models.dense_heads.anchor_targets import (
     AnchorTargets,
+    anchor_settings,
     anchor_targets,
-    init_anchor_head,
+    anchor_towers,
+    build_loss,
+    prediction_conv,
 )
-from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN, ATSSHead
+from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import dense_predict
+from fcosdet.models.dense_heads.dense_postprocess import (
+    PredictionMaps,
+    decode_deltas_with_quality,
+    dense_predict,
+)
 from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
     build_tower,
     flatten_levels,
     grid_priors_like,
@@ -85,15 +91,30 @@ class DDODHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
         if not isinstance(stacked_convs, int) or stacked_convs < 1:
             raise ValueError(f'DDODHead stacked_convs must be an int >= 1, got {stacked_convs!r}')
-        # towers, output convs and scales (MMDetection's names and order), anchors, coder,
-        # losses, test_cfg, and assigner / reg_assigner (both needed by loss(); None without
-        # train_cfg)
-        init_anchor_head(
-            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
-            anchor_generator, bbox_coder, train_cfg, test_cfg,
-            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou),
-            output_convs=dict(atss_cls=num_classes, atss_reg=4, atss_iou=1),
-            assigner_keys=('assigner', 'reg_assigner'))
+        settings = anchor_settings('DDODHead', num_classes, anchor_generator, bbox_coder,
+                                   train_cfg, test_cfg, ('assigner', 'reg_assigner'))
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.train_cfg = settings.train_cfg
+        # both needed by loss(); None without train_cfg
+        self.assigner = settings.assigners['assigner']
+        self.reg_assigner = settings.assigners['reg_assigner']
+        self.test_cfg = settings.test_cfg
+        self.prior_generator = settings.prior_generator
+        self.bbox_coder = settings.bbox_coder
+        self.loss_cls = build_loss(loss_cls)
+        self.loss_bbox = build_loss(loss_bbox)
+        self.loss_iou = build_loss(loss_iou)
+        # MMDetection's module names and state-dict order: towers, output convs, scales
+        self.cls_convs, self.reg_convs = anchor_towers(in_channels, feat_channels,
+                                                       stacked_convs, conv_cfg, norm_cfg)
+        num_anchors = self.prior_generator.num_base_priors[0]
+        conv_args = (in_channels, feat_channels, stacked_convs)
+        self.atss_cls = prediction_conv(*conv_args, num_anchors * num_classes)
+        self.atss_reg = prediction_conv(*conv_args, num_anchors * 4)
+        self.atss_iou = prediction_conv(*conv_args, num_anchors)
+        self.scales = build_scales(self.prior_generator.num_levels)
         if use_dcn:  # the first conv of each tower samples at learned offsets
             # resolved in fcosdet's registry: builds whatever the default scope is
             dcn = resolve_conv_cfg(dict(type='DCN', deform_groups=1))
@@ -257,8 +278,22 @@ class DDODHead(BaseDenseHead):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds, iou_preds),
+                             batch_img_metas, cfg, rescale)
+
+    def prediction_maps(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                        iou_preds: list[Tensor]) -> PredictionMaps:
+        """Class probabilities and, by name, the IoU logits, anchors and deltas
+        :meth:`decode_candidates` reads (maps as from :meth:`forward`)."""
         anchors = grid_priors_like(self.prior_generator, bbox_preds)
-        # ATSS's decoding and scoring, with the IoU logit in the place of centre-ness
-        return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(iou_preds, anchors, bbox_preds)),
-                             partial(ATSSHead._decode, self), batch_img_metas, cfg, rescale)
+        return PredictionMaps([s.sigmoid() for s in cls_scores],
+                              dict(iou=iou_preds, anchors=anchors, deltas=bbox_preds))
+
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
+        """ATSS's decoding and scoring with the IoU logit in the place of centre-ness: boxes
+        ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and scores cls·sigmoid(iou) ``[N, K]``
+        from ``cls_prob [N, K]`` and the picked ``iou [N, K, 1]``, ``anchors [N, K, 4]`` and
+        ``deltas [N, K, 4]``."""
+        return decode_deltas_with_quality(self.bbox_coder, cls_prob, picked['iou'],
+                                          picked['anchors'], picked['deltas'], img_shapes)

@@ -19,12 +19,13 @@ from fcosdet.models.dense_heads.anchor_targets import (
     AnchorTargets,
     anchor_center,
     anchor_centerness,
+    anchor_settings,
     anchor_targets,
-    init_anchor_settings,
+    build_loss,
 )
 from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import dense_predict
+from fcosdet.models.dense_heads.dense_postprocess import PredictionMaps, dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
     build_scales,
     build_tower,
@@ -114,11 +115,20 @@ class TOODHead(BaseDenseHead):
             raise ValueError(f'TOODHead num_dcn must be an int in [0, stacked_convs], got '
                              f'{num_dcn!r}')
         self.anchor_type = anchor_type
-        init_anchor_settings(
-            self, num_classes, in_channels, feat_channels, anchor_generator, bbox_coder,
-            train_cfg, test_cfg, dict(initial_loss_cls=initial_loss_cls, loss_cls=loss_cls,
-                                      loss_bbox=loss_bbox),
-            assigner_keys=('initial_assigner', 'assigner'))
+        settings = anchor_settings('TOODHead', num_classes, anchor_generator, bbox_coder,
+                                   train_cfg, test_cfg, ('initial_assigner', 'assigner'))
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.train_cfg = settings.train_cfg
+        self.initial_assigner = settings.assigners['initial_assigner']
+        self.assigner = settings.assigners['assigner']
+        self.test_cfg = settings.test_cfg
+        self.prior_generator = settings.prior_generator
+        self.bbox_coder = settings.bbox_coder
+        self.initial_loss_cls = build_loss(initial_loss_cls)
+        self.loss_cls = build_loss(loss_cls)
+        self.loss_bbox = build_loss(loss_bbox)
         if self.prior_generator.num_base_priors[0] != 1:
             raise ValueError('TOODHead needs one anchor per location, got anchor_generator '
                              f'with {self.prior_generator.num_base_priors[0]}')
@@ -309,14 +319,19 @@ class TOODHead(BaseDenseHead):
         maps are :meth:`forward`'s; the other arguments and the result (N ``InstanceData``
         with ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``) are :func:`dense_predict`'s."""
         check_levels(bbox_preds, len(self.scales), 'TOODHead.predict_by_feat')
-        pixel_boxes = [[pred * stride[0]] for pred, stride in
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds),
+                             batch_img_metas, cfg, rescale)
+
+    def prediction_maps(self, cls_scores: list[Tensor],
+                        bbox_preds: list[Tensor]) -> PredictionMaps:
+        """The aligned probabilities (already probabilities) and, by name, the aligned boxes
+        in pixels (:meth:`forward`'s boxes × stride) :meth:`decode_candidates` reads."""
+        pixel_boxes = [pred * stride[0] for pred, stride in
                        zip(bbox_preds, self.prior_generator.strides)]
-        return dense_predict(self, cls_scores, pixel_boxes, _picked_boxes, batch_img_metas,
-                             cfg, rescale)
+        return PredictionMaps(cls_scores, dict(boxes=pixel_boxes))
 
-
-def _picked_boxes(scores: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                  cfg: dict) -> tuple[Tensor, Tensor]:
-    """The candidates' boxes ``[N, K, 4]`` (already decoded) and scores ``[N, K]`` as they are;
-    ``img_shapes`` and ``cfg`` are not used (no clipping)."""
-    return picked[0], scores
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
+        """The picked ``boxes [N, K, 4]`` (already decoded, not clipped, as MMDetection's TOOD)
+        and ``cls_prob [N, K]`` as they are; ``img_shapes`` and ``cfg`` are not used."""
+        return picked['boxes'], cls_prob
