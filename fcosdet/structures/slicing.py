@@ -15,6 +15,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+# How the detections of overlapping tiles are merged (fcosdet.models.layers.merge).
+MERGE_MODES: tuple[str, ...] = ('nms', 'nmm')
+
 
 def check_slice_params(slice_size: Sequence[int], overlap: float) -> tuple[int, int]:
     """``slice_size`` as ``(h, w)``, after checking it and ``overlap``.

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .nms import batched_nms
+from fcosdet.structures.slicing import MERGE_MODES
 
-MERGE_MODES = ('nms', 'nmm')
+from .nms import batched_nms
 
 
 def pairwise_ios(bboxes: Tensor) -> Tensor:

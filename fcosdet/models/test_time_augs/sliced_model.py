@@ -24,7 +24,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from fcosdet.models.layers.merge import MERGE_MODES, merge_detections
-from fcosdet.registry import MODELS
+from fcosdet.registry import MODELS, TRANSFORMS
 from fcosdet.structures import DetDataSample
 from fcosdet.structures.slicing import check_slice_params, slice_grid
 
@@ -104,7 +104,8 @@ class SlicedDetModel(BaseTTAModel):
                  data_preprocessor: dict | nn.Module | None = None) -> None:
         super().__init__(module=module, data_preprocessor=data_preprocessor)
         self.slice_cfg = check_slice_cfg(slice_cfg)
-        self.tile_pipeline = Compose(copy.deepcopy(list(tile_pipeline)))
+        self.tile_pipeline = Compose([TRANSFORMS.build(copy.deepcopy(step))
+                                      for step in tile_pipeline])
 
     def test_step(self, data: dict) -> list[DetDataSample]:
         """Predict each full image of the batch by tiles.
