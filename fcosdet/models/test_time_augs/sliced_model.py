@@ -116,14 +116,24 @@ class SlicedDetModel(BaseTTAModel):
 
         Returns:
             The N samples with ``pred_instances`` (``bboxes [K', 4]`` in image pixels,
-            ``scores [K']``, ``labels [K']``, by decreasing score).
+            ``scores [K']``, ``labels [K']``, by decreasing score). The tiles of all N images go
+            through the detector ``batch_size`` at a time.
         """
         inputs, samples = data['inputs'], data['data_samples']
         if isinstance(inputs[0], (list, tuple)):
             raise TypeError('SlicedDetModel got TestTimeAug views; sliced inference does not '
                             'combine with --tta')
-        views = [self._predict_views(img, sample) for img, sample in zip(inputs, samples)]
-        return self.merge_preds([[s] + v for s, v in zip(samples, views)])
+        views = [(i, *view) for i, img in enumerate(inputs) for view in self._views(img)]
+        preds: list[list[DetDataSample]] = [[s] for s in samples]
+        size = self.slice_cfg['batch_size']
+        for start in range(0, len(views), size):  # the tiles of all images, in batches
+            chunk = views[start:start + size]
+            batch = pseudo_collate([self._pack(crop, samples[i]) for i, _, _, crop in chunk])
+            for (i, x1, y1, _), pred in zip(chunk, self.module.test_step(batch)):
+                inst = pred.pred_instances
+                inst.bboxes = inst.bboxes + inst.bboxes.new_tensor([x1, y1, x1, y1])
+                preds[i].append(pred)
+        return self.merge_preds(preds)
 
     def _views(self, img: Tensor) -> list[tuple[int, int, Tensor]]:
         """``(x1, y1, crop [3, h, w])`` of every tile, plus the whole image when asked."""
@@ -141,20 +151,6 @@ class SlicedDetModel(BaseTTAModel):
                        img_id=sample.metainfo.get('img_id'),
                        img_path=sample.metainfo.get('img_path'))
         return self.tile_pipeline(results)
-
-    def _predict_views(self, img: Tensor, sample: DetDataSample) -> list[DetDataSample]:
-        """Every view's prediction, its boxes shifted to image pixels."""
-        views = self._views(img)
-        preds: list[DetDataSample] = []
-        size = self.slice_cfg['batch_size']
-        for start in range(0, len(views), size):
-            chunk = views[start:start + size]
-            batch = pseudo_collate([self._pack(crop, sample) for _, _, crop in chunk])
-            for (x1, y1, _), pred in zip(chunk, self.module.test_step(batch)):
-                inst = pred.pred_instances
-                inst.bboxes = inst.bboxes + inst.bboxes.new_tensor([x1, y1, x1, y1])
-                preds.append(pred)
-        return preds
 
     def merge_preds(self, data_samples_list: list[list[DetDataSample]]) -> list[DetDataSample]:
         """Merge the shifted views of each image into its sample.
