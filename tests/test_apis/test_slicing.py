@@ -189,3 +189,19 @@ def test_inferencer_slicing_equals_inference_detector(api_config, tmp_path):
                              slice_merge='nmm').pred_instances
     assert len(out) > 0
     assert torch.equal(out.bboxes, ref.bboxes) and torch.equal(out.scores, ref.scores)
+
+
+def test_onnxruntime_backend_slices_through_the_same_interface(api_config, tmp_path):
+    from fcosdet.deployment import export_onnx
+
+    torch.manual_seed(0)
+    model = init_detector(api_config)
+    torch.nn.init.zeros_(model.bbox_head.conv_cls.bias)
+    onnx_file = export_onnx(model, str(tmp_path / 'tiny.onnx'), shape=(80, 180), dynamic=True)
+    ort = init_detector(api_config, onnx_file, backend='onnxruntime')
+    img = np.random.default_rng(2).integers(0, 256, (70, 110, 3), dtype=np.uint8)
+    ref = inference_detector(model, img, slice_size=(40, 60)).pred_instances
+    got = inference_detector(ort, img, slice_size=(40, 60)).pred_instances
+    assert len(got) == len(ref) > 0
+    torch.testing.assert_close(got.scores, ref.scores, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got.bboxes, ref.bboxes, atol=1e-2, rtol=0)
