@@ -14,11 +14,11 @@ def add_slice_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--slice-size', type=int, nargs=2, default=None, metavar=('H', 'W'),
                        help='predict overlapping tiles of H x W pixels (each through the test '
                             'pipeline) and merge them; images no larger are predicted once')
-    group.add_argument('--slice-overlap', type=float, default=0.2, metavar='R',
+    group.add_argument('--slice-overlap', type=float, default=None, metavar='R',
                        help='overlap ratio of neighbouring tiles, in [0, 1) (default 0.2)')
-    group.add_argument('--slice-merge', choices=MERGE_MODES, default='nms',
-                       help='nms: class-aware NMS (IoU > 0.5); nmm: greedy non-maximum merging '
-                            '(intersection over the smaller box > 0.5, enclosing box)')
+    group.add_argument('--slice-merge', choices=MERGE_MODES, default=None,
+                       help='nms (default): class-aware NMS (IoU > 0.5); nmm: greedy non-maximum '
+                            'merging (intersection over the smaller box > 0.5, enclosing box)')
     group.add_argument('--slice-full-image', action='store_true',
                        help='add one pass over the whole image (large objects)')
 
@@ -35,12 +35,13 @@ def slice_kwargs(args: argparse.Namespace) -> dict:
             ``--slice-merge`` or ``--slice-full-image`` without ``--slice-size``.
     """
     if args.slice_size is None:
-        if args.slice_full_image or args.slice_merge != 'nms' or args.slice_overlap != 0.2:
+        if args.slice_full_image or args.slice_merge is not None or args.slice_overlap is not None:
             raise CLIError('--slice-overlap/--slice-merge/--slice-full-image need --slice-size')
         return {}
+    overlap = 0.2 if args.slice_overlap is None else args.slice_overlap
     try:
-        size = check_slice_params(tuple(args.slice_size), args.slice_overlap)
+        size = check_slice_params(tuple(args.slice_size), overlap)
     except ValueError as err:
         raise CLIError(f'--slice-size/--slice-overlap: {err}') from err
-    return dict(slice_size=size, slice_overlap=args.slice_overlap, slice_merge=args.slice_merge,
+    return dict(slice_size=size, slice_overlap=overlap, slice_merge=args.slice_merge or 'nms',
                 slice_full_image=args.slice_full_image)

@@ -33,6 +33,7 @@ test_tool = _load('test.py')
     (['--slice-size', '64', '64', '--slice-overlap', '-0.2'], 'overlap'),
     (['--slice-merge', 'nmm'], 'need --slice-size'),
     (['--slice-full-image'], 'need --slice-size'),
+    (['--slice-overlap', '0.2'], 'need --slice-size'),
     (['--slice-size', '64', '64', '--tta'], '--slice-size and --tta exclude each other'),
 ])
 def test_bad_slice_flags(tiny_config, tiny_checkpoint, flags, match):
