@@ -1,6 +1,6 @@
 """The --slice-* flags of tools/test.py, tools/infer.py and tools/image_demo.py: one-line
 errors, the test config they build, and tools/test.py's sliced predictions equal the API's
-(which tests/test_apis/test_slicing.py checks against a tile-by-tile reference)."""
+(which tests/test_apis/test_sliced_inference.py checks against a tile-by-tile reference)."""
 import importlib.util
 import pickle
 from pathlib import Path
