@@ -5,6 +5,8 @@ of four classes (ellipse, rectangle, triangle, cross) with varied sizes (about 1
 of the image), aspect ratios and rotations, drawn over textured, noisy backgrounds with
 clutter (lines, dots) and partial overlaps. Boxes are the extent of each object's *visible*
 pixels, so an object partly hidden by a later one gets a box around what can still be seen.
+``box_sides`` and ``objects_per_image`` make other sets, e.g. large images with many small
+objects for sliced inference (see :func:`generate_demo_dataset`).
 
 Layout written by :func:`generate_demo_dataset`::
 
