@@ -35,6 +35,7 @@ from fcosdet.registry import DATASETS
 from fcosdet.visualization.palette import generate_palette
 
 from .coco import CocoDataset
+from .demo_params import DEFAULT_OBJECTS_PER_IMAGE, check_demo_params
 
 DEMO_CLASSES: tuple[str, ...] = ('ellipse', 'rectangle', 'triangle', 'cross')
 # Non-contiguous on purpose: exercises the category-id -> label mapping of CocoDataset.
@@ -43,14 +44,12 @@ DEMO_CATEGORY_IDS: tuple[int, ...] = (1, 3, 5, 7)
 _CLASS_HUES: tuple[float, ...] = (0.0, 120.0, 220.0, 50.0)
 _HUE_JITTER = 25.0
 _META_FILE = 'demo_meta.json'
-_FORMAT_VERSION = 1
 _SPLITS: tuple[str, ...] = ('train', 'val')
 # COCO area ranges (box side sqrt(area)): small < 32, medium < 96, large >= 96.
 _SIZE_BINS: tuple[tuple[float, float], ...] = ((10.0, 32.0), (32.0, 96.0), (96.0, 1e9))
 _SIZE_BIN_PROBS: tuple[float, ...] = (0.35, 0.4, 0.25)
 _MAX_OCCLUSION = 0.25  # a new object may hide at most this share of an earlier one
 _PLACEMENT_TRIES = 30
-_DEFAULT_OBJECTS_PER_IMAGE = (2, 6)
 
 
 @dataclass
@@ -245,12 +244,12 @@ def render_demo_image(seed: int, split: int, index: int, height: int, width: int
 def _write_split(root: Path, split: str, num_images: int, params: dict) -> None:
     """Render ``num_images`` images of one split and write PNGs plus the COCO json.
 
-    ``params`` are the checked generation parameters (:func:`_check_params`).
+    ``params`` are the checked generation parameters (:func:`check_demo_params`).
     """
     split_id = _SPLITS.index(split)
     seed, img_size = params['seed'], params['img_size']
     box_sides = params.get('box_sides')
-    per_image = tuple(params.get('objects_per_image', _DEFAULT_OBJECTS_PER_IMAGE))
+    per_image = tuple(params.get('objects_per_image', DEFAULT_OBJECTS_PER_IMAGE))
     (root / split).mkdir(parents=True)
     images, annotations = [], []
     for index in range(num_images):
@@ -275,46 +274,6 @@ def _write_split(root: Path, split: str, num_images: int, params: dict) -> None:
     (root / 'annotations').mkdir(exist_ok=True)
     with open(root / 'annotations' / f'instances_{split}.json', 'w') as f:
         json.dump(coco, f)
-
-
-def _is_int(v: object) -> bool:
-    """True for a Python or numpy int (not a bool)."""
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _check_range(key: str, value: object, low: int) -> list[int]:
-    """``value`` as ``[lo, hi]`` with ``low <= lo <= hi``; a ValueError names ``key``."""
-    if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or not all(_is_int(v) for v in value) or not low <= value[0] <= value[1]):
-        raise ValueError(f'generate_demo_dataset: {key} must be (lo, hi), two ints with '
-                         f'{low} <= lo <= hi, got {value!r}')
-    return [int(v) for v in value]
-
-
-def _check_params(num_train: int, num_val: int, img_size: tuple[int, int], seed: int,
-                  box_sides: tuple[int, int] | None = None,
-                  objects_per_image: tuple[int, int] = (2, 6)) -> dict:
-    """Validate the generation arguments; return them as a JSON-able dict.
-
-    ``box_sides`` and ``objects_per_image`` enter the dict only when not the defaults, so a
-    dataset generated before they existed still matches its parameters.
-    """
-    checks = (('num_train', num_train, 1), ('num_val', num_val, 1), ('seed', seed, 0))
-    for key, value, low in checks:
-        if not _is_int(value) or value < low:
-            raise ValueError(f'generate_demo_dataset: {key} must be an int >= {low}, got {value!r}')
-    if (not isinstance(img_size, (tuple, list)) or len(img_size) != 2
-            or not all(_is_int(v) and v >= 64 for v in img_size)):
-        raise ValueError('generate_demo_dataset: img_size must be (height, width), two ints '
-                         f'>= 64, got {img_size!r}')
-    params = dict(version=_FORMAT_VERSION, num_train=int(num_train), num_val=int(num_val),
-                  img_size=[int(v) for v in img_size], seed=int(seed))
-    if box_sides is not None:
-        params['box_sides'] = _check_range('box_sides', box_sides, 8)
-    per_image = _check_range('objects_per_image', objects_per_image, 0)
-    if per_image != list(_DEFAULT_OBJECTS_PER_IMAGE):
-        params['objects_per_image'] = per_image
-    return params
 
 
 def _read_meta(root: Path) -> dict | None:
@@ -369,7 +328,7 @@ def _install(tmp: Path, root: Path, params: dict, overwrite: bool) -> None:
 def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: int = 50,
                           img_size: tuple[int, int] = (256, 320), seed: int = 0,
                           overwrite: bool = False, box_sides: tuple[int, int] | None = None,
-                          objects_per_image: tuple[int, int] = _DEFAULT_OBJECTS_PER_IMAGE
+                          objects_per_image: tuple[int, int] = DEFAULT_OBJECTS_PER_IMAGE
                           ) -> Path:
     """Generate the demo dataset under ``data_root`` (see the module docstring for the layout).
 
@@ -401,7 +360,7 @@ def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: 
             ``overwrite``).
         FileExistsError: ``data_root`` is a non-empty folder that is not a demo dataset.
     """
-    params = _check_params(num_train, num_val, img_size, seed, box_sides, objects_per_image)
+    params = check_demo_params(num_train, num_val, img_size, seed, box_sides, objects_per_image)
     root = Path(data_root)
     if not overwrite and _existing_matches(root, params):
         return root
