@@ -8,6 +8,9 @@ Example (files of the README's demo, command 1)::
     # the same with the network in onnxruntime (.onnx file of tools/deployment/pytorch2onnx.py)
     python tools/image_demo.py data/fcos_demo/val/000001.png \
         configs/fcos/fcos_r18_fpn_gn-head_demo.py fcos_demo.onnx --backend onnxruntime
+
+``--slice-size H W`` (with ``--slice-overlap``, ``--slice-merge``, ``--slice-full-image``)
+predicts a large image by overlapping tiles (docs/inference.md).
 """
 import argparse
 from collections.abc import Sequence
@@ -18,6 +21,7 @@ import mmcv
 from fcosdet.apis import inference_detector, init_detector
 from fcosdet.deployment import BACKENDS
 from fcosdet.utils.cli import run_cli
+from fcosdet.utils.slice_cli import add_slice_args, slice_kwargs
 from fcosdet.visualization import DetLocalVisualizer
 
 
@@ -36,17 +40,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='load a checkpoint that does not fit the model partially')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='draw predictions with a score above this')
+    add_slice_args(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Detect, then draw the predictions to ``--out-file`` or a window."""
     args = parse_args(argv)
+    slicing = slice_kwargs(args)
     if not Path(args.img).is_file():
         raise FileNotFoundError(f'image file not found: {args.img}')
     model = init_detector(args.config, args.checkpoint, device=args.device,
                           backend=args.backend, allow_partial_load=args.allow_partial_load)
-    result = inference_detector(model, args.img)
+    result = inference_detector(model, args.img, **slicing)
 
     visualizer = DetLocalVisualizer.get_instance('image_demo')
     visualizer.dataset_meta = model.dataset_meta

@@ -8,7 +8,8 @@ INPUTS is an image file, a folder of images or a glob pattern (quote it), e.g.::
 writes ``<out-dir>/vis/<image name>`` (predictions with a score above ``--score-thr`` drawn) and
 ``<out-dir>/preds/<image stem>.json`` (``bboxes`` x1y1x2y2 in original pixels, ``scores``,
 ``labels``, ``label_names``: every detection of the model). The flags of
-``tools/image_demo.py`` work too (``--out-file`` for a single image).
+``tools/image_demo.py`` work too (``--out-file`` for a single image), and so do the
+``--slice-*`` flags of sliced inference for large images (docs/inference.md).
 """
 import argparse
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from fcosdet.apis import DetInferencer
 from fcosdet.apis.det_inferencer import list_images
 from fcosdet.deployment import BACKENDS
 from fcosdet.utils.cli import CLIError, load_config, run_cli
+from fcosdet.utils.slice_cli import add_slice_args, slice_kwargs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,6 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--print-result', action='store_true', help='print the predictions')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config values; the parent of every key must exist')
+    add_slice_args(parser)
     return parser.parse_args(argv)
 
 
@@ -64,10 +67,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Build the inferencer, run it over the inputs, say where the outputs are."""
     args = parse_args(argv)
     images = _check_args(args)
+    slicing = slice_kwargs(args)
     cfg = load_config(args.config, args.cfg_options)  # checks the file and overrides
     try:
         inferencer = DetInferencer(cfg, args.checkpoint, device=args.device,
-                                   backend=args.backend)
+                                   backend=args.backend, **slicing)
     except (FileNotFoundError, ValueError) as err:
         raise CLIError(err.args[0]) from err
     result = inferencer(images, batch_size=args.batch_size, out_dir=args.out_dir,

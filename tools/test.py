@@ -7,6 +7,10 @@ others, ``--no-fast-path`` evaluates the plain eager model.
 ``--tta`` tests with test-time augmentation: the config's ``tta_model`` (``DetTTAModel``) wraps
 the model and ``tta_pipeline`` (a ``TestTimeAug``) replaces the test pipeline; without these
 keys, horizontal flip at the test scale and NMS at IoU 0.5 are used.
+``--slice-size H W`` evaluates sliced inference (large images, small objects): the config's model
+is wrapped into ``SlicedDetModel``, the dataset loads whole images, and each tile goes through
+the rest of the test pipeline (its ``Resize``); the metric compares the merged predictions with
+the full-image annotations. It excludes ``--tta``.
 """
 import argparse
 import copy
@@ -20,6 +24,7 @@ from mmengine.config import Config, ConfigDict, DictAction
 from fcosdet.deployment import BACKENDS, check_backend, ort_model_cfg
 from fcosdet.engine.dist import LAUNCHERS
 from fcosdet.models.test_time_augs.det_tta import DEFAULT_TTA_CFG
+from fcosdet.models.test_time_augs.sliced_model import split_slicing_pipeline
 from fcosdet.models.utils import DEFAULT_FAST_PATH, FAST_PATH_KEYS, parse_fast_path
 from fcosdet.utils.cli import (
     CLIError,
@@ -29,6 +34,7 @@ from fcosdet.utils.cli import (
     run_cli,
     work_dir_of,
 )
+from fcosdet.utils.slice_cli import add_slice_args, slice_kwargs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -56,6 +62,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              'tta_pipeline (default: flip, NMS 0.5)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config values; the parent of every key must exist')
+    add_slice_args(parser)
     parser.add_argument('--launcher', choices=LAUNCHERS, default='none', help='job launcher')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
@@ -127,6 +134,25 @@ def _set_tta(cfg: Config) -> None:
     cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
 
 
+def _set_slicing(cfg: Config, slicing: dict) -> None:
+    """Wrap the model into ``SlicedDetModel``; the dataset then loads whole images only.
+
+    Raises:
+        CLIError: A test pipeline with ``TestTimeAug`` or without ``PackDetInputs``.
+    """
+    dataset = cfg.test_dataloader.dataset
+    while 'dataset' in dataset:  # dataset wrappers
+        dataset = dataset.dataset
+    try:
+        dataset.pipeline, tile_pipeline = split_slicing_pipeline(dataset.pipeline)
+    except ValueError as err:
+        raise CLIError(f'--slice-size: {err}') from err
+    slice_cfg = dict(slice_size=slicing['slice_size'], overlap=slicing['slice_overlap'],
+                     merge=slicing['slice_merge'], full_image=slicing['slice_full_image'])
+    cfg.model = ConfigDict(type='SlicedDetModel', module=cfg.model,
+                           tile_pipeline=tile_pipeline, slice_cfg=slice_cfg)
+
+
 def _set_backend(cfg: Config, args: argparse.Namespace) -> None:
     """Set up the model for ``--backend`` (and ``--fast-path``).
 
@@ -166,6 +192,10 @@ def _set_backend(cfg: Config, args: argparse.Namespace) -> None:
 
 def build_cfg(args: argparse.Namespace) -> Config:
     """The test config: the file, ``--cfg-options`` and the other flags merged."""
+    slicing = slice_kwargs(args)
+    if slicing and args.tta:
+        raise CLIError('--slice-size and --tta exclude each other (sliced inference already '
+                       'merges several views of each image)')
     check_checkpoint(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -173,6 +203,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
     _set_backend(cfg, args)
     if args.tta:
         _set_tta(cfg)
+    if slicing:
+        _set_slicing(cfg, slicing)
     cfg.resume = False
     if args.show or args.show_dir:
         _enable_drawing(cfg, args.show, args.show_dir)

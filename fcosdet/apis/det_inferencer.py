@@ -29,6 +29,7 @@ from fcosdet.structures import DetDataSample
 from fcosdet.visualization import DetLocalVisualizer
 
 from .inference import build_test_pipeline, init_detector
+from .slicing import sliced_detector
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 ImageInput = str | np.ndarray
@@ -98,6 +99,11 @@ class DetInferencer(BaseInferencer):
         backend: ``'pytorch'`` or ``'onnxruntime'`` (see :func:`init_detector`).
         cfg_options: Overrides merged into the config.
         show_progress: Show a progress bar over the batches.
+        slice_size: Sliced inference: tile ``(h, w)`` (see :func:`inference_detector`);
+            None: whole images.
+        slice_overlap: Overlap ratio of neighbouring tiles, in [0, 1).
+        slice_merge: ``'nms'`` or ``'nmm'`` (merging of the tiles' detections).
+        slice_full_image: Add one pass over the whole image.
     """
 
     preprocess_kwargs: set = set()
@@ -109,7 +115,9 @@ class DetInferencer(BaseInferencer):
 
     def __init__(self, model: str | Config, weights: str | None = None,
                  device: str | None = None, backend: str = 'pytorch',
-                 cfg_options: dict | None = None, show_progress: bool = True) -> None:
+                 cfg_options: dict | None = None, show_progress: bool = True,
+                 slice_size: Sequence[int] | None = None, slice_overlap: float = 0.2,
+                 slice_merge: str = 'nms', slice_full_image: bool = False) -> None:
         # not BaseInferencer.__init__: init_detector builds the model (all backends, fast
         # paths, class names from the checkpoint) and checks the files
         if device is None:
@@ -117,6 +125,10 @@ class DetInferencer(BaseInferencer):
         self.model = init_detector(model, weights, device=device, cfg_options=cfg_options,
                                    backend=backend)
         self.cfg = self.model.cfg
+        if slice_size is not None:  # the model predicts tiles; the pipeline loads whole images
+            self.model, self.cfg = sliced_detector(
+                self.model, self.cfg, slice_size=slice_size, slice_overlap=slice_overlap,
+                slice_merge=slice_merge, slice_full_image=slice_full_image)
         self.scope = self.cfg.get('default_scope', 'fcosdet')
         self.pipeline = self._init_pipeline(self.cfg)
         self.collate_fn = pseudo_collate

@@ -18,6 +18,8 @@ from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
 from fcosdet.structures import DetDataSample
 from fcosdet.utils import load_config, register_all_modules
 
+from .slicing import sliced_detector
+
 ImageInput = str | Path | np.ndarray
 
 
@@ -218,16 +220,26 @@ def build_test_pipeline(cfg: Config, from_array: bool = False) -> Compose:
 
 
 def inference_detector(model: nn.Module,
-                       imgs: ImageInput | Sequence[ImageInput]
-                       ) -> DetDataSample | list[DetDataSample]:
+                       imgs: ImageInput | Sequence[ImageInput],
+                       slice_size: Sequence[int] | None = None,
+                       slice_overlap: float = 0.2,
+                       slice_merge: str = 'nms',
+                       slice_full_image: bool = False) -> DetDataSample | list[DetDataSample]:
     """Detect objects in one image or a batch of images.
 
-    All images go through ``model.test_step`` as one batch.
+    All images go through ``model.test_step`` as one batch. With ``slice_size``, each image is
+    predicted by overlapping tiles instead (sliced inference for large images with small
+    objects, :class:`fcosdet.models.test_time_augs.SlicedDetModel`): the tiles go through the
+    test pipeline and the detector in batches, their boxes are shifted back and merged.
 
     Args:
         model: A detector from :func:`init_detector` (needs ``model.cfg``).
         imgs: An image file path or a BGR uint8 array [H, W, 3] (grayscale: [H, W]), or a list
             of them (all paths or all arrays).
+        slice_size: Tile ``(h, w)`` in pixels; None: no slicing.
+        slice_overlap: Overlap ratio of neighbouring tiles, in [0, 1).
+        slice_merge: ``'nms'`` (class-aware NMS) or ``'nmm'`` (greedy non-maximum merging).
+        slice_full_image: Add one pass over the whole image (large objects).
 
     Returns:
         One :class:`DetDataSample` per image (a single one for a single input) whose
@@ -250,7 +262,12 @@ def inference_detector(model: nn.Module,
         elif not Path(img).is_file():
             raise FileNotFoundError(f'image file not found: {img}')
 
-    pipeline = build_test_pipeline(model.cfg, from_array)
+    cfg = model.cfg
+    if slice_size is not None:
+        model, cfg = sliced_detector(model, cfg, slice_size=slice_size,
+                                     slice_overlap=slice_overlap, slice_merge=slice_merge,
+                                     slice_full_image=slice_full_image)
+    pipeline = build_test_pipeline(cfg, from_array)
     samples = [pipeline(dict(img=img, img_id=i) if from_array else
                         dict(img_path=str(img), img_id=i)) for i, img in enumerate(images)]
     with torch.no_grad():

@@ -5,6 +5,8 @@ of four classes (ellipse, rectangle, triangle, cross) with varied sizes (about 1
 of the image), aspect ratios and rotations, drawn over textured, noisy backgrounds with
 clutter (lines, dots) and partial overlaps. Boxes are the extent of each object's *visible*
 pixels, so an object partly hidden by a later one gets a box around what can still be seen.
+``box_sides`` and ``objects_per_image`` make other sets, e.g. large images with many small
+objects for sliced inference (see :func:`generate_demo_dataset`).
 
 Layout written by :func:`generate_demo_dataset`::
 
@@ -33,6 +35,7 @@ from fcosdet.registry import DATASETS
 from fcosdet.visualization.palette import generate_palette
 
 from .coco import CocoDataset
+from .demo_params import DEFAULT_OBJECTS_PER_IMAGE, check_demo_params
 
 DEMO_CLASSES: tuple[str, ...] = ('ellipse', 'rectangle', 'triangle', 'cross')
 # Non-contiguous on purpose: exercises the category-id -> label mapping of CocoDataset.
@@ -41,7 +44,6 @@ DEMO_CATEGORY_IDS: tuple[int, ...] = (1, 3, 5, 7)
 _CLASS_HUES: tuple[float, ...] = (0.0, 120.0, 220.0, 50.0)
 _HUE_JITTER = 25.0
 _META_FILE = 'demo_meta.json'
-_FORMAT_VERSION = 1
 _SPLITS: tuple[str, ...] = ('train', 'val')
 # COCO area ranges (box side sqrt(area)): small < 32, medium < 96, large >= 96.
 _SIZE_BINS: tuple[tuple[float, float], ...] = ((10.0, 32.0), (32.0, 96.0), (96.0, 1e9))
@@ -114,9 +116,17 @@ def _draw_clutter(rng: np.random.Generator, img: np.ndarray) -> None:
             cv2.circle(img, centre, int(rng.integers(1, 5)), color, -1)
 
 
-def _sample_box_size(rng: np.random.Generator, max_side: float) -> tuple[int, int]:
-    """Draw a box (w, h): size class, log-uniform scale inside it, aspect ratio in [1/2, 2]."""
-    lo, hi = _SIZE_BINS[int(rng.choice(len(_SIZE_BINS), p=_SIZE_BIN_PROBS))]
+def _sample_box_size(rng: np.random.Generator, max_side: float,
+                     box_sides: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Draw a box (w, h): size class, log-uniform scale inside it, aspect ratio in [1/2, 2].
+
+    ``box_sides=(lo, hi)`` replaces the size classes by one log-uniform range of the scale
+    ``sqrt(w * h)``.
+    """
+    if box_sides is None:
+        lo, hi = _SIZE_BINS[int(rng.choice(len(_SIZE_BINS), p=_SIZE_BIN_PROBS))]
+    else:
+        lo, hi = (float(v) for v in box_sides)
     hi = min(hi, max_side)
     lo = min(lo, hi)
     scale = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
@@ -152,8 +162,8 @@ def _shape_mask(rng: np.random.Generator, label: int, box: tuple[int, int, int, 
     return mask.astype(bool)
 
 
-def _place_objects(rng: np.random.Generator, img: np.ndarray,
-                   num_objects: int) -> tuple[np.ndarray, list[int]]:
+def _place_objects(rng: np.random.Generator, img: np.ndarray, num_objects: int,
+                   box_sides: tuple[int, int] | None = None) -> tuple[np.ndarray, list[int]]:
     """Draw up to ``num_objects`` objects onto ``img`` (float32 ``[H, W, 3]``) in place.
 
     Later objects are drawn on top; a placement that would hide more than ``_MAX_OCCLUSION``
@@ -170,7 +180,7 @@ def _place_objects(rng: np.random.Generator, img: np.ndarray,
     for _ in range(num_objects):
         label = int(rng.integers(len(DEMO_CLASSES)))
         for _ in range(_PLACEMENT_TRIES):
-            w, h = _sample_box_size(rng, 0.85 * min(height, width))
+            w, h = _sample_box_size(rng, 0.85 * min(height, width), box_sides)
             box = (int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h)
             mask = _shape_mask(rng, label, box, (height, width))
             hidden = np.bincount(owner[mask] + 1, minlength=len(visible) + 1)[1:]
@@ -196,7 +206,9 @@ def _visible_boxes(owner: np.ndarray, num: int) -> list[tuple[int, int, int, int
 
 
 def render_demo_image(seed: int, split: int, index: int, height: int, width: int,
-                      num_objects: int | None = None) -> tuple[np.ndarray, list[DemoObject]]:
+                      num_objects: int | None = None, box_sides: tuple[int, int] | None = None,
+                      objects_per_image: tuple[int, int] = (2, 6)
+                      ) -> tuple[np.ndarray, list[DemoObject]]:
     """Render one demo image and its annotations, deterministically.
 
     Background, clutter, objects and pixel noise use independent random streams, so the same
@@ -208,7 +220,10 @@ def render_demo_image(seed: int, split: int, index: int, height: int, width: int
         index: Image index inside the split.
         height: Image height in pixels.
         width: Image width in pixels.
-        num_objects: Objects to try to place; random in [2, 6] when None.
+        num_objects: Objects to try to place; random in ``objects_per_image`` when None.
+        box_sides: ``(lo, hi)`` range of the object scale ``sqrt(w * h)`` in pixels; None:
+            the default mix of COCO small / medium / large.
+        objects_per_image: Inclusive range of the object count when ``num_objects`` is None.
 
     Returns:
         uint8 RGB image ``[H, W, 3]`` and its objects (boxes of the visible pixels).
@@ -217,8 +232,8 @@ def render_demo_image(seed: int, split: int, index: int, height: int, width: int
     _draw_clutter(_image_rng(seed, split, index, 1), img)
     obj_rng = _image_rng(seed, split, index, 2)
     if num_objects is None:
-        num_objects = int(obj_rng.integers(2, 7))
-    owner, labels = _place_objects(obj_rng, img, num_objects)
+        num_objects = int(obj_rng.integers(objects_per_image[0], objects_per_image[1] + 1))
+    owner, labels = _place_objects(obj_rng, img, num_objects, box_sides)
     noise_rng = _image_rng(seed, split, index, 3)
     img = img + noise_rng.normal(0, noise_rng.uniform(3, 10), size=img.shape)
     objects = [DemoObject(label, box)
@@ -226,17 +241,23 @@ def render_demo_image(seed: int, split: int, index: int, height: int, width: int
     return np.clip(np.round(img), 0, 255).astype(np.uint8), objects
 
 
-def _write_split(root: Path, split: str, num_images: int, img_size: tuple[int, int],
-                 seed: int) -> None:
-    """Render ``num_images`` images of one split and write PNGs plus the COCO json."""
+def _write_split(root: Path, split: str, num_images: int, params: dict) -> None:
+    """Render ``num_images`` images of one split and write PNGs plus the COCO json.
+
+    ``params`` are the checked generation parameters (:func:`check_demo_params`).
+    """
     split_id = _SPLITS.index(split)
+    seed, img_size = params['seed'], params['img_size']
+    box_sides = params.get('box_sides')
+    per_image = tuple(params.get('objects_per_image', DEFAULT_OBJECTS_PER_IMAGE))
     (root / split).mkdir(parents=True)
     images, annotations = [], []
     for index in range(num_images):
         # Per-image size in [75 %, 100 %] of img_size: exercises resizing and rescaling.
         scales = _image_rng(seed, split_id, index, 4).uniform(0.75, 1.0, size=2)
         height, width = (int(round(s * f)) for s, f in zip(img_size, scales))
-        img, objects = render_demo_image(seed, split_id, index, height, width)
+        img, objects = render_demo_image(seed, split_id, index, height, width,
+                                         box_sides=box_sides, objects_per_image=per_image)
         file_name = f'{index + 1:06d}.png'
         cv2.imwrite(str(root / split / file_name), img[..., ::-1])  # RGB -> BGR for cv2
         images.append(dict(id=index + 1, file_name=file_name, height=height, width=width))
@@ -253,24 +274,6 @@ def _write_split(root: Path, split: str, num_images: int, img_size: tuple[int, i
     (root / 'annotations').mkdir(exist_ok=True)
     with open(root / 'annotations' / f'instances_{split}.json', 'w') as f:
         json.dump(coco, f)
-
-
-def _check_params(num_train: int, num_val: int, img_size: tuple[int, int],
-                  seed: int) -> dict:
-    """Validate the generation arguments; return them as a JSON-able dict."""
-    def is_int(v: object) -> bool:
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-    checks = (('num_train', num_train, 1), ('num_val', num_val, 1), ('seed', seed, 0))
-    for key, value, low in checks:
-        if not is_int(value) or value < low:
-            raise ValueError(f'generate_demo_dataset: {key} must be an int >= {low}, got {value!r}')
-    if (not isinstance(img_size, (tuple, list)) or len(img_size) != 2
-            or not all(is_int(v) and v >= 64 for v in img_size)):
-        raise ValueError('generate_demo_dataset: img_size must be (height, width), two ints '
-                         f'>= 64, got {img_size!r}')
-    return dict(version=_FORMAT_VERSION, num_train=int(num_train), num_val=int(num_val),
-                img_size=[int(v) for v in img_size], seed=int(seed))
 
 
 def _read_meta(root: Path) -> dict | None:
@@ -324,7 +327,9 @@ def _install(tmp: Path, root: Path, params: dict, overwrite: bool) -> None:
 
 def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: int = 50,
                           img_size: tuple[int, int] = (256, 320), seed: int = 0,
-                          overwrite: bool = False) -> Path:
+                          overwrite: bool = False, box_sides: tuple[int, int] | None = None,
+                          objects_per_image: tuple[int, int] = DEFAULT_OBJECTS_PER_IMAGE
+                          ) -> Path:
     """Generate the demo dataset under ``data_root`` (see the module docstring for the layout).
 
     The data is written into a temporary folder beside ``data_root`` and renamed into place,
@@ -338,6 +343,14 @@ def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: 
         img_size: Largest (height, width); each image's sides are drawn in [75 %, 100 %] of it.
         seed: Random seed (>= 0).
         overwrite: Regenerate even if a complete dataset already exists.
+        box_sides: ``(lo, hi)``: every object's scale ``sqrt(w * h)`` log-uniform in it
+            (lo >= 8 px) instead of the default mix of COCO small/medium/large objects.
+        objects_per_image: Inclusive range of the objects drawn per image (fewer when they do
+            not fit).
+
+    A "large image, small objects" set (for sliced inference and training on tiles, see
+    docs/custom_dataset.md): ``img_size=(1200, 1600), box_sides=(8, 32),
+    objects_per_image=(40, 80)``.
 
     Returns:
         ``data_root`` as a Path.
@@ -347,7 +360,7 @@ def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: 
             ``overwrite``).
         FileExistsError: ``data_root`` is a non-empty folder that is not a demo dataset.
     """
-    params = _check_params(num_train, num_val, img_size, seed)
+    params = check_demo_params(num_train, num_val, img_size, seed, box_sides, objects_per_image)
     root = Path(data_root)
     if not overwrite and _existing_matches(root, params):
         return root
@@ -356,7 +369,7 @@ def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: 
     tmp.chmod(0o755)  # mkdtemp makes it private; the dataset should be readable like any other
     try:
         for split, num in zip(_SPLITS, (num_train, num_val)):
-            _write_split(tmp, split, num, tuple(params['img_size']), seed)
+            _write_split(tmp, split, num, params)
         with open(tmp / _META_FILE, 'w') as f:
             json.dump(params, f)
         _install(tmp, root, params, overwrite)
@@ -365,7 +378,8 @@ def generate_demo_dataset(data_root: str | Path, num_train: int = 200, num_val: 
     return root
 
 
-_DEMO_CFG_KEYS = frozenset({'num_train', 'num_val', 'img_size', 'seed'})
+_DEMO_CFG_KEYS = frozenset({'num_train', 'num_val', 'img_size', 'seed', 'box_sides',
+                            'objects_per_image'})
 
 
 @DATASETS.register_module()
@@ -378,7 +392,8 @@ class DemoCocoDataset(CocoDataset):
     Args:
         data_root: Folder of the demo dataset (created if missing).
         demo_cfg: Keyword arguments of :func:`generate_demo_dataset` (``num_train``,
-            ``num_val``, ``img_size``, ``seed``); its defaults when None. Train and val
+            ``num_val``, ``img_size``, ``seed``, ``box_sides``, ``objects_per_image``); its
+            defaults when None. Train and val
             datasets of one config must use the same ``demo_cfg``.
         **kwargs: :class:`CocoDataset` arguments (``ann_file``, ``data_prefix``,
             ``pipeline``, ...).

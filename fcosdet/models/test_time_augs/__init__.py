@@ -1,3 +1,4 @@
 from .det_tta import DetTTAModel
+from .sliced_model import SlicedDetModel
 
-__all__ = ['DetTTAModel']
+__all__ = ['DetTTAModel', 'SlicedDetModel']
