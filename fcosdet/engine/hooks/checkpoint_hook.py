@@ -29,7 +29,12 @@ from mmengine.runner import Runner
 from fcosdet.registry import HOOKS
 
 from ..checkpoint_codec import encode_checkpoint
-from ..checkpoint_files import read_last_checkpoint, remove_stale_tmp_files, write_last_checkpoint
+from ..checkpoint_files import (
+    mark_unconfirmed,
+    read_last_checkpoint,
+    remove_stale_tmp_files,
+    write_last_checkpoint,
+)
 from .check_invalid_loss_hook import NonFiniteLossError, non_finite_terms
 
 
@@ -111,6 +116,25 @@ class CheckpointHook(MMEngineCheckpointHook):
         if self._pending:
             self._confirm(runner)
         super().after_train(runner)
+
+    def reject_pending(self, runner: Runner, why: str) -> str | None:
+        """A non-finite loss: the pending checkpoint is never confirmed and ``--resume`` skips it.
+
+        Called by :class:`~fcosdet.engine.hooks.CheckInvalidLossHook` before it stops training.
+
+        Args:
+            runner: The runner.
+            why: Why it is rejected (recorded in the work dir's unconfirmed list).
+
+        Returns:
+            The rejected checkpoint, or None when none was pending.
+        """
+        path, self._pending = self._pending, None
+        if path is None or not self._local:
+            return None
+        if runner.rank == 0 and osp.isfile(path):
+            mark_unconfirmed(runner.work_dir, path, why)
+        return path
 
     def _confirm(self, runner: Runner) -> None:
         """Name the pending checkpoint in ``last_checkpoint``, then prune the old ones."""
