@@ -1,0 +1,86 @@
+"""``--resume`` with a changed config: a changed lr is named in one warning (the checkpoint's
+value is used), another optimizer type or another model is one error saying how to start
+fresh. Before, the lr was ignored silently, AdamW<->SGD died with ``KeyError`` at the first
+step and another ``num_classes`` with ``The size of tensor a ... must match``."""
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from fcosdet.engine.checkpoint_loading import CheckpointError
+from fcosdet.engine.resume_checks import check_resumed_optimizer
+
+from ._toy import toy_runner
+
+SGD = dict(type='SGD', lr=0.01, momentum=0.9)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two iterations with SGD lr 0.01: iter_2.pth."""
+    work_dir = tmp_path_factory.mktemp('resume_changed')
+    toy_runner(work_dir, max_iters=2, name='changed').train()
+    return work_dir
+
+
+def _resumed(trained: Path, tmp_path: Path, optimizer: dict, name: str):
+    work_dir = Path(shutil.copytree(trained, tmp_path / 'wd'))
+    return work_dir, toy_runner(work_dir, max_iters=3, resume=True, optimizer=optimizer,
+                                name=name)
+
+
+def test_changed_lr_is_named_and_the_checkpoints_is_used(trained, tmp_path, monkeypatch):
+    work_dir, runner = _resumed(trained, tmp_path, dict(SGD, lr=0.02), 'lr')
+    warnings = []
+    monkeypatch.setattr(runner.logger, 'warning', warnings.append)
+    runner.train()
+    ckpt = work_dir / 'iter_2.pth'
+    assert (f'--resume from {ckpt}: the config changed lr 0.02 (config) vs 0.01 (checkpoint); '
+            "resuming uses the checkpoint's values (mmengine restores the optimizer and "
+            'schedule state); to use the config instead, start fresh from its weights: '
+            f'--cfg-options load_from={ckpt} (without --resume)') in warnings
+    assert runner.optim_wrapper.optimizer.param_groups[0]['lr'] == 0.01
+
+
+def test_another_optimizer_type_is_one_error(trained, tmp_path):
+    work_dir, runner = _resumed(trained, tmp_path, dict(type='AdamW', lr=0.01), 'type')
+    with pytest.raises(CheckpointError) as err:
+        runner.train()
+    ckpt = work_dir / 'iter_2.pth'
+    message = str(err.value)
+    assert message.startswith(f'--resume from {ckpt}: the checkpoint holds the state of another '
+                              "optimizer, the config asks for AdamW (it lacks 'amsgrad', 'betas'")
+    assert message.endswith(  # the lacking keys in between depend on the torch version
+        "'eps'); an optimizer state cannot be resumed into another optimizer; to use the config "
+        f'instead, start fresh from its weights: --cfg-options load_from={ckpt} (without '
+        '--resume)')
+
+
+def test_type_named_from_the_stored_config():
+    sgd = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    adamw = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=0.1)
+    saved = dict(optimizer=adamw.state_dict(),
+                 meta=dict(cfg="optim_wrapper = dict(optimizer=dict(type='AdamW', lr=0.1))\n"))
+    with pytest.raises(CheckpointError, match=r"^--resume from c.pth: the checkpoint holds "
+                       r"AdamW's state, the config asks for SGD \(it lacks 'dampening', "
+                       r"'momentum', 'nesterov'\)"):
+        check_resumed_optimizer(sgd, saved, 'c.pth')
+    same = dict(optimizer=sgd.state_dict(),
+                meta=dict(cfg="optim_wrapper = dict(optimizer=dict(type='torch.optim.SGD'))\n"))
+    assert check_resumed_optimizer(sgd, same, 'c.pth') is None
+
+
+def test_another_model_is_one_error(trained, tmp_path):
+    work_dir, runner = _resumed(trained, tmp_path, SGD, 'model')
+    runner.model.fc = nn.Linear(2, 2)  # another number of outputs (num_classes)
+    with pytest.raises(CheckpointError) as err:
+        runner.train()
+    ckpt = work_dir / 'iter_2.pth'
+    assert str(err.value) == (
+        f'checkpoint {ckpt} does not fit the model: 2 tensor(s) differ in shape: fc.weight '
+        '(checkpoint [1, 2], model [2, 2]), fc.bias (checkpoint [1], model [2]) (num_classes: '
+        'checkpoint None, model None). Resuming needs the model it was saved from; to use the '
+        f'config instead, start fresh from its weights: --cfg-options load_from={ckpt} '
+        '(without --resume)')
