@@ -96,6 +96,25 @@ def _config_of_argv(argv: Sequence[str]) -> Config | None:
         return None
 
 
+def check_cfg_options_argv(argv: Sequence[str]) -> None:
+    """Raise :class:`CLIError` for a ``--cfg-options`` item without ``=``.
+
+    mmengine's ``DictAction`` fails on it with ``not enough values to unpack``, naming nothing.
+    """
+    items: list[str] = []
+    collecting = False
+    for arg in argv:
+        if arg.startswith('--cfg-options='):
+            items.append(arg.split('=', 1)[1])
+        collecting = arg == '--cfg-options' or (collecting and not arg.startswith('--'))
+        if collecting and arg != '--cfg-options':
+            items.append(arg)
+    for item in items:
+        if '=' not in item:
+            raise CLIError(f"--cfg-options: '{item}' is not key=value (e.g. "
+                           'train_cfg.max_epochs=12)')
+
+
 def run_cli(main: Callable[[Sequence[str] | None], None],
             expected: tuple[type[BaseException], ...] = ()) -> None:
     """Run a tool's ``main``; any error becomes one line on stderr and exit status 1.
@@ -114,6 +133,7 @@ def run_cli(main: Callable[[Sequence[str] | None], None],
     if '--debug' in sys.argv[1:]:
         sys.argv.remove('--debug')
     try:
+        check_cfg_options_argv(sys.argv[1:])
         main(None)
     except Exception as err:
         if debug:

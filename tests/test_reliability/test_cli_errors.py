@@ -1,4 +1,5 @@
 """Every tool error is one line naming the file/key/value; ``--debug`` shows the traceback."""
+import importlib.util
 import subprocess
 import sys
 
@@ -82,3 +83,33 @@ def test_train_tool_prints_one_line_for_an_unknown_type(tiny_config):
         f"train.py: error: {tiny_config}: model.backbone.type='ResNett' is not a registered "
         "model type (did you mean 'ResNet'?)")
     assert 'Traceback' not in result.stderr
+
+
+def _train_error(tiny_config, capsys, monkeypatch, *args: str) -> str:
+    """The stderr of tools/train.py (in process, through run_cli) with ``args``."""
+    spec = importlib.util.spec_from_file_location('train_tool', REPO / 'tools' / 'train.py')
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    monkeypatch.setattr(sys, 'argv', ['train.py', tiny_config, *args])
+    monkeypatch.delenv('FCOSDET_DEBUG', raising=False)
+    with pytest.raises(SystemExit) as code:
+        run_cli(train.main)
+    assert code.value.code == 1
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args, message', [
+    # was: not enough values to unpack (expected 2, got 1)
+    (['--cfg-options', 'train_cfg.max_epochs'],
+     "--cfg-options: 'train_cfg.max_epochs' is not key=value (e.g. train_cfg.max_epochs=12)"),
+    (['--cfg-options', 'randomness.seed=1', 'train_cfg.max_epochs'],
+     "--cfg-options: 'train_cfg.max_epochs' is not key=value (e.g. train_cfg.max_epochs=12)"),
+    # was: invalid literal for int() with base 10: 'two' (at the start of training)
+    (['--cfg-options', 'train_cfg.max_epochs=two'],
+     '--cfg-options train_cfg.max_epochs=two: the config {cfg} has a number there ({epochs}), '
+     "not 'two'"),
+])
+def test_cfg_options_typos_name_the_key(tiny_config, cfg, capsys, monkeypatch, args, message):
+    err = _train_error(tiny_config, capsys, monkeypatch, *args)
+    expected = message.format(cfg=tiny_config, epochs=cfg.train_cfg.max_epochs)
+    assert err == f'train.py: error: {expected}\n'
