@@ -1,5 +1,6 @@
 """Shared pieces of the command-line tools (``tools/train.py``, ``tools/test.py``, ...)."""
 import argparse
+import math
 import os
 import os.path as osp
 import sys
@@ -40,6 +41,25 @@ def load_config(path: str, cfg_options: Mapping[str, object] | None = None) -> C
         return config_utils.load_config(path, cfg_options)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as err:
         raise CLIError(err.args[0]) from err
+
+
+def unit_interval(flag: str) -> Callable[[str], float]:
+    """An argparse ``type`` for a score threshold: a number in [0, 1] (not NaN).
+
+    A bad value raises :class:`CLIError` (one line naming the flag and the value), which
+    argparse lets through instead of printing its usage.
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= 1:  # also NaN and words
+            raise CLIError(f'{flag} must be a number in [0, 1], got {text}')
+        return value
+
+    parse.__name__ = flag  # argparse names the type in its own messages
+    return parse
 
 
 def check_checkpoint(path: str) -> None:
