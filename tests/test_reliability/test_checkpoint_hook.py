@@ -94,7 +94,11 @@ def test_non_finite_state_is_never_written(tmp_path, target, name, value):
     assert f'non-finite values in {name} at epoch 1, iteration 3: iter_3.pth was not written' \
         in message
     # iteration 3 (finite loss, computed before the poke) confirmed iter_2
-    assert f'last good checkpoint: {tmp_path / "iter_2.pth"}.' in message
+    assert message.endswith(
+        f'last good checkpoint (what --resume picks): {tmp_path / "iter_2.pth"}. Try a lower '
+        'learning rate or a longer warm-up: --resume keeps the learning rate stored in the '
+        f'checkpoint, so start from its weights instead (--cfg-options load_from='
+        f'{tmp_path / "iter_2.pth"}, without --resume).')
     assert _files(tmp_path) == ['iter_2.pth'] and _pointer(tmp_path) == 'iter_2.pth'
 
 

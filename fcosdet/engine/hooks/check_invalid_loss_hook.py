@@ -74,7 +74,7 @@ class CheckInvalidLossHook(Hook):
         where = f'iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
         rejected = _reject_pending(runner, f'saved just before the non-finite loss at {where}')
         raise NonFiniteLossError(f'non-finite loss at {where}: {terms}. Training stopped; '
-                                 f'{_resume_advice(runner.work_dir, rejected)}')
+                                 f'{resume_advice(runner.work_dir, rejected)}')
 
 
 def _reject_pending(runner: Runner, why: str) -> str | None:
@@ -86,8 +86,16 @@ def _reject_pending(runner: Runner, why: str) -> str | None:
     return None
 
 
-def _resume_advice(work_dir: str, rejected: str | None) -> str:
-    """What ``--resume`` picks now (the same choice as the runner's) and how to go on."""
+def resume_advice(work_dir: str, rejected: str | None = None) -> str:
+    """What ``--resume`` picks now (the same choice as the runner's) and how to go on.
+
+    Args:
+        work_dir: The run's work dir.
+        rejected: The checkpoint just put on the unconfirmed list, if any.
+
+    Returns:
+        The end of a stop message, from ``last good checkpoint (what --resume picks): ...``.
+    """
     resume, _ = find_resume_checkpoint(work_dir)
     skipped = (f' ({osp.basename(rejected)}, saved just before, is not confirmed and --resume '
                'skips it)' if rejected else '')

@@ -31,11 +31,10 @@ from fcosdet.registry import HOOKS
 from ..checkpoint_codec import encode_checkpoint
 from ..checkpoint_files import (
     mark_unconfirmed,
-    read_last_checkpoint,
     remove_stale_tmp_files,
     write_last_checkpoint,
 )
-from .check_invalid_loss_hook import NonFiniteLossError, non_finite_terms
+from .check_invalid_loss_hook import NonFiniteLossError, non_finite_terms, resume_advice
 
 
 class NonFiniteCheckpointError(NonFiniteLossError):
@@ -172,13 +171,11 @@ class CheckpointHook(MMEngineCheckpointHook):
         """Raise :class:`NonFiniteCheckpointError` if the state to save holds NaN/Inf."""
         bad = non_finite_state(runner)
         if bad:
-            last, _ = read_last_checkpoint(runner.work_dir)
             more = f' and {len(bad) - 3} more' if len(bad) > 3 else ''
             raise NonFiniteCheckpointError(
                 f'non-finite values in {", ".join(bad[:3])}{more} at epoch {runner.epoch + 1}, '
                 f'iteration {runner.iter + 1}: {self.filename_tmpl.format(step)} was not written. '
-                f'Training stopped; last good checkpoint: {last or "none"}. Try a lower learning '
-                'rate or a longer warm-up.')
+                f'Training stopped; {resume_advice(runner.work_dir)}')
 
     def _save_best_checkpoint(self, runner: Runner, metrics: dict) -> None:
         """Save a new best checkpoint like mmengine, removing the old one only afterwards."""
