@@ -6,6 +6,7 @@ an optimizer of another type dies at its first step (``KeyError: 'momentum'`` af
 SGD), and another model (``num_classes``) dies on the first momentum update. These checks name
 what is used and how to start fresh from the weights instead.
 """
+import copy
 from collections.abc import Mapping
 
 from mmengine.config import Config
@@ -38,6 +39,16 @@ def _saved_optimizer_type(checkpoint: Mapping) -> str | None:
 
 
 
+def _lacking_keys(optimizer: Optimizer, saved_groups: list) -> list[str]:
+    """Hyperparameters ``optimizer`` needs that the saved groups lack, after torch filled in
+    the keys its newer versions added (``Optimizer.__setstate__``: ``foreach``, ...)."""
+    probe = copy.copy(optimizer)  # shares the parameters, not the param-group dicts set below
+    groups = [dict(group) for group in saved_groups]
+    probe.__setstate__({'state': {}, 'param_groups': groups})
+    return sorted({k for group, saved in zip(optimizer.param_groups, groups)
+                   for k in group if k not in saved and k not in _NOT_HYPERPARAMETERS})
+
+
 def _check_same_type(optimizer: Optimizer, saved_groups: list, checkpoint: Mapping,
                      filename: str) -> None:
     """Raise when the saved param groups cannot belong to ``optimizer``'s type."""
@@ -47,8 +58,7 @@ def _check_same_type(optimizer: Optimizer, saved_groups: list, checkpoint: Mappi
         problem = (f'{len(saved_groups)} parameter group(s) in the checkpoint, '
                    f'{len(optimizer.param_groups)} in the config (paramwise_cfg changed?)')
     else:
-        lacking = sorted({k for group, saved in zip(optimizer.param_groups, saved_groups)
-                          for k in group if k not in saved and k not in _NOT_HYPERPARAMETERS})
+        lacking = _lacking_keys(optimizer, saved_groups)
         if not lacking and saved_type in (None, name):
             return
         was = f"{saved_type}'s state" if saved_type else 'the state of another optimizer'
