@@ -10,6 +10,8 @@ half-written one under the final name. Half-written files keep the hidden name
 dir resumes from its own files. ``unconfirmed_checkpoints.json`` lists the checkpoints saved
 just before a non-finite loss stopped training (never confirmed; their weights or optimizer
 state may carry the explosion): ``--resume`` skips them as long as the file is unchanged.
+``nonfinite_stop.json`` names the checkpoint ``--resume`` picked after such a stop and where the
+stop was, so that resuming it with the same optimizer settings can say it will stop there again.
 """
 import json
 import os
@@ -21,6 +23,7 @@ from .checkpoint_loading import CheckpointError, read_checkpoint
 
 LAST_CHECKPOINT = 'last_checkpoint'
 UNCONFIRMED = 'unconfirmed_checkpoints.json'
+NONFINITE_STOP = 'nonfinite_stop.json'
 _TMP_RE = re.compile(r'^\..+\.\d+\.tmp$')
 _STEP_RE = re.compile(r'^(?:epoch|iter)_(\d+)\.pth$')
 
@@ -159,6 +162,26 @@ def unconfirmed_reason(work_dir: str, checkpoint: str) -> str:
     if record.get('key') != _file_key(checkpoint):
         return ''
     return f'{checkpoint}: {record.get("why", "not confirmed")}'
+
+
+def record_nonfinite_stop(work_dir: str, checkpoint: str, where: str) -> None:
+    """Note that training from ``checkpoint`` stopped with a non-finite loss at ``where``."""
+    name = osp.relpath(osp.abspath(checkpoint), osp.abspath(work_dir))
+    write_text_durably(osp.join(work_dir, NONFINITE_STOP),
+                       json.dumps(dict(name=name, key=_file_key(checkpoint), where=where)))
+
+
+def nonfinite_stop_after(work_dir: str, checkpoint: str) -> str:
+    """Where training from ``checkpoint`` (unchanged since) last stopped non-finite, or ``''``."""
+    try:
+        with open(osp.join(work_dir, NONFINITE_STOP)) as f:
+            record = json.load(f)
+        name = osp.relpath(osp.abspath(checkpoint), osp.abspath(work_dir))
+        if record['name'] == name and record['key'] == _file_key(checkpoint):
+            return str(record['where'])
+    except (OSError, ValueError, KeyError, TypeError):  # no stop recorded, or damaged
+        pass
+    return ''
 
 
 def _candidates(work_dir: str) -> list[str]:

@@ -90,30 +90,44 @@ def _changed_values(optimizer: Optimizer, saved_groups: list) -> list[str]:
     return list(changed.values())
 
 
-def check_resumed_optimizer(optimizer: Optimizer | None, checkpoint: Mapping,
-                            filename: str) -> str | None:
+def check_resumed_optimizer(optimizer: Optimizer | None, checkpoint: Mapping, filename: str,
+                            stopped_at: str = '') -> str | None:
     """Compare the config's optimizer with the one a checkpoint resumes.
 
     Args:
         optimizer: The optimizer built from the config (None: nothing to compare).
         checkpoint: The checkpoint being resumed (``optimizer.param_groups``, ``meta.cfg``).
         filename: Its file, for messages.
+        stopped_at: Where the last run from this checkpoint stopped with a non-finite loss
+            (:func:`fcosdet.engine.checkpoint_files.nonfinite_stop_after`), or ``''``.
 
     Returns:
         A one-line warning naming each changed hyperparameter (the checkpoint's values are the
-        ones used), or None when nothing changed.
+        ones used), or that the run will likely stop at ``stopped_at`` again; None when
+        nothing changed and no stop is known.
 
     Raises:
         CheckpointError: The checkpoint's optimizer state is of another type or has another
-            number of parameter groups (mmengine would fail later with ``KeyError``).
+            number of parameter groups (mmengine would fail later with ``KeyError``), or a
+            changed value would be ignored on the way back into a known non-finite loss.
     """
     saved_groups = checkpoint.get('optimizer', {}).get('param_groups')
     if optimizer is None or not isinstance(saved_groups, list):
         return None
     _check_same_type(optimizer, saved_groups, checkpoint, filename)
-    changed = _changed_values(optimizer, saved_groups)
-    if not changed:
-        return None
-    return (f'--resume from {filename}: the config changed {"; ".join(changed)}; resuming '
-            "uses the checkpoint's values (mmengine restores the optimizer and schedule "
-            f'state); {start_fresh_advice(filename)}')
+    changed = '; '.join(_changed_values(optimizer, saved_groups))
+    if changed and stopped_at:  # the user lowered the lr after a NaN stop: it would be ignored
+        raise CheckpointError(
+            f'--resume from {filename}: the last run from it stopped with a non-finite loss at '
+            f'{stopped_at}, and the config changed {changed}, which resuming would not use '
+            f'(the optimizer and schedule state are restored); {start_fresh_advice(filename)}')
+    if changed:
+        return (f'--resume from {filename}: the config changed {changed}; resuming uses the '
+                "checkpoint's values (mmengine restores the optimizer and schedule state); "
+                f'{start_fresh_advice(filename)}')
+    if stopped_at:
+        return (f'--resume from {filename}: the last run from it stopped with a non-finite loss '
+                f'at {stopped_at}; with the same settings it will likely stop there again (to '
+                'lower the learning rate, change it in the config and start fresh from its '
+                f'weights: --cfg-options load_from={filename}, without --resume)')
+    return None

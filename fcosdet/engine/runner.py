@@ -17,7 +17,7 @@ from torch import nn
 from fcosdet.registry import RUNNERS
 
 from .checkpoint_codec import decode_checkpoint
-from .checkpoint_files import find_resume_checkpoint, write_durably
+from .checkpoint_files import find_resume_checkpoint, nonfinite_stop_after, write_durably
 from .checkpoint_loading import DEFAULT_REVISE_KEYS, load_model_weights, read_checkpoint
 from .dist import dist_backend, init_cpu_dist
 from .resume_checks import check_resumed_optimizer, start_fresh_advice
@@ -113,7 +113,8 @@ class DetRunner(Runner):
                            f'{start_fresh_advice(filename)}' if resuming else None)
         if resuming:
             warning = check_resumed_optimizer(
-                getattr(self.optim_wrapper, 'optimizer', None), checkpoint, filename)
+                getattr(self.optim_wrapper, 'optimizer', None), checkpoint, filename,
+                nonfinite_stop_after(self.work_dir, filename))
             if warning:
                 self.logger.warning(warning)
         self._has_loaded = True

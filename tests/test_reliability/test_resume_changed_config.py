@@ -10,9 +10,11 @@ import torch
 from torch import nn
 
 from fcosdet.engine.checkpoint_loading import CheckpointError
+from fcosdet.engine.hooks.check_invalid_loss_hook import NonFiniteLossError
 from fcosdet.engine.resume_checks import check_resumed_optimizer
 
 from ._toy import toy_runner
+from .test_checkpoint_hook import _SetWeight
 
 SGD = dict(type='SGD', lr=0.01, momentum=0.9)
 
@@ -89,3 +91,33 @@ def test_another_model_is_one_error(trained, tmp_path):
         'checkpoint None, model None). Resuming needs the model it was saved from; to use the '
         f'config instead, start fresh from its weights: --cfg-options load_from={ckpt} '
         '(without --resume)')
+
+
+def test_resume_after_a_nan_stop_warns_and_refuses_an_ignored_lr(tmp_path, monkeypatch):
+    """iter_3 is poked to huge weights: iteration 4 gives inf, iter_2 is what --resume picks.
+    Resuming iter_2 with a lowered lr would ignore it and run into the same stop: an error;
+    with the same settings (the data fixed, say) a warning."""
+    poke = _SetWeight(at=3, value=1e30, target='model')
+    with pytest.raises(NonFiniteLossError, match='what --resume picks.: .*iter_2.pth'):
+        toy_runner(tmp_path, max_iters=5, name='nan_run', max_keep_ckpts=1,
+                   custom_hooks=[poke, dict(type='CheckInvalidLossHook')]).train()
+    ckpt = tmp_path / 'iter_2.pth'
+    lowered = toy_runner(tmp_path, max_iters=5, resume=True, name='nan_lowered',
+                         optimizer=dict(SGD, lr=0.001))
+    with pytest.raises(CheckpointError) as err:
+        lowered.train()
+    assert str(err.value) == (
+        f'--resume from {ckpt}: the last run from it stopped with a non-finite loss at '
+        'iteration 4 (epoch 1), and the config changed lr 0.001 (config) vs 0.01 (checkpoint), '
+        'which resuming would not use (the optimizer and schedule state are restored); to use '
+        f'the config instead, start fresh from its weights: --cfg-options load_from={ckpt} '
+        '(without --resume)')
+    same = toy_runner(tmp_path, max_iters=5, resume=True, name='nan_same')
+    warnings = []
+    monkeypatch.setattr(same.logger, 'warning', warnings.append)
+    same.train()  # the poke is gone: it finishes
+    assert (f'--resume from {ckpt}: the last run from it stopped with a non-finite loss at '
+            'iteration 4 (epoch 1); with the same settings it will likely stop there again (to '
+            'lower the learning rate, change it in the config and start fresh from its '
+            f'weights: --cfg-options load_from={ckpt}, without --resume)') in warnings
+    assert torch.load(tmp_path / 'iter_5.pth', weights_only=True)['meta']['iter'] == 5

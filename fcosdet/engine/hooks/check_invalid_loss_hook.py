@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 
 from fcosdet.registry import HOOKS
 
-from ..checkpoint_files import find_resume_checkpoint
+from ..checkpoint_files import find_resume_checkpoint, record_nonfinite_stop
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,7 +74,7 @@ class CheckInvalidLossHook(Hook):
         where = f'iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
         rejected = _reject_pending(runner, f'saved just before the non-finite loss at {where}')
         raise NonFiniteLossError(f'non-finite loss at {where}: {terms}. Training stopped; '
-                                 f'{resume_advice(runner.work_dir, rejected)}')
+                                 f'{stop_advice(runner, where, rejected)}')
 
 
 def _reject_pending(runner: Runner, why: str) -> str | None:
@@ -86,22 +86,26 @@ def _reject_pending(runner: Runner, why: str) -> str | None:
     return None
 
 
-def resume_advice(work_dir: str, rejected: str | None = None) -> str:
-    """What ``--resume`` picks now (the same choice as the runner's) and how to go on.
+def stop_advice(runner: Runner, where: str, rejected: str | None = None) -> str:
+    """What ``--resume`` picks now (the same choice as the runner's) and how to go on; the
+    choice and ``where`` are recorded (rank 0) so that resuming it can warn.
 
     Args:
-        work_dir: The run's work dir.
+        runner: The runner that stops.
+        where: Where the non-finite value appeared (``iteration 5 (epoch 1)``).
         rejected: The checkpoint just put on the unconfirmed list, if any.
 
     Returns:
         The end of a stop message, from ``last good checkpoint (what --resume picks): ...``.
     """
-    resume, _ = find_resume_checkpoint(work_dir)
+    resume, _ = find_resume_checkpoint(runner.work_dir)
     skipped = (f' ({osp.basename(rejected)}, saved just before, is not confirmed and --resume '
                'skips it)' if rejected else '')
     if resume is None:
         return (f'last good checkpoint (what --resume picks): none{skipped}, so --resume starts '
                 'from scratch. Try a lower learning rate or a longer warm-up.')
+    if runner.rank == 0:
+        record_nonfinite_stop(runner.work_dir, resume, where)
     return (f'last good checkpoint (what --resume picks): {resume}{skipped}. Try a lower '
             'learning rate or a longer warm-up: --resume keeps the learning rate stored in '
             f'the checkpoint, so start from its weights instead (--cfg-options '

@@ -34,7 +34,7 @@ from ..checkpoint_files import (
     remove_stale_tmp_files,
     write_last_checkpoint,
 )
-from .check_invalid_loss_hook import NonFiniteLossError, non_finite_terms, resume_advice
+from .check_invalid_loss_hook import NonFiniteLossError, non_finite_terms, stop_advice
 
 
 class NonFiniteCheckpointError(NonFiniteLossError):
@@ -172,10 +172,11 @@ class CheckpointHook(MMEngineCheckpointHook):
         bad = non_finite_state(runner)
         if bad:
             more = f' and {len(bad) - 3} more' if len(bad) > 3 else ''
+            where = f'iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
             raise NonFiniteCheckpointError(
                 f'non-finite values in {", ".join(bad[:3])}{more} at epoch {runner.epoch + 1}, '
                 f'iteration {runner.iter + 1}: {self.filename_tmpl.format(step)} was not written. '
-                f'Training stopped; {resume_advice(runner.work_dir)}')
+                f'Training stopped; {stop_advice(runner, where)}')
 
     def _save_best_checkpoint(self, runner: Runner, metrics: dict) -> None:
         """Save a new best checkpoint like mmengine, removing the old one only afterwards."""
