@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 
 from fcosdet.engine.dist import LAUNCHERS
 from fcosdet.engine.hooks import NonFiniteLossError
+from fcosdet.engine.optimizers import CPU_AMP_KEYS
 from fcosdet.utils.cli import (
     CLIError,
     build_runner,
@@ -31,7 +32,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config', help='train config file')
     parser.add_argument('--work-dir', help='folder for logs and checkpoints')
     parser.add_argument('--amp', action='store_true',
-                        help='mixed precision: float16 AMP on CUDA, bfloat16 autocast on CPU')
+                        help='mixed precision for every config: float16 AMP on CUDA, bfloat16 '
+                             'autocast on CPU (overrides optim_wrapper.dtype, no probe)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by (processes x batch size) / base_batch_size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -48,18 +50,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _enable_amp(cfg: Config) -> None:
-    """Switch the optimizer wrapper to mixed precision for the current device."""
+    """Switch the optimizer wrapper to the device's mixed precision, whatever the config says:
+    CUDA: mmengine's ``AmpOptimWrapper`` (float16, dynamic loss scaling); CPU:
+    ``CPUAmpOptimWrapper(dtype='bfloat16')`` (also for a ``dtype='auto'`` or ``'float32'``
+    config: no probe)."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-    if wrapper == 'AmpOptimWrapper' or (wrapper == 'CPUAmpOptimWrapper'
-                                        and not torch.cuda.is_available()):
+    if wrapper == 'AmpOptimWrapper':
         return
-    if wrapper == 'CPUAmpOptimWrapper':  # a CPU config (the demo's) on a GPU machine
-        for key in ('dtype', 'probe_iters'):
+    if wrapper == 'CPUAmpOptimWrapper' and torch.cuda.is_available():  # a CPU config on a GPU
+        for key in CPU_AMP_KEYS:
             cfg.optim_wrapper.pop(key, None)
         wrapper = 'OptimWrapper'
-    if wrapper != 'OptimWrapper':
-        raise CLIError(f'--amp: optim_wrapper.type is {wrapper!r}; only OptimWrapper can be '
-                       'switched to mixed precision')
+    if wrapper not in ('OptimWrapper', 'CPUAmpOptimWrapper'):
+        raise CLIError(f'--amp: optim_wrapper.type is {wrapper!r}; only OptimWrapper and '
+                       'CPUAmpOptimWrapper can be switched to mixed precision')
     if torch.cuda.is_available():
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

@@ -142,11 +142,12 @@ param_scheduler = [
 ]
 # AdamW converges much faster than SGD when training from scratch on a small set: at 20
 # epochs it reached 0.477 mAP where SGD (lr 0.01) had 0.384.
-# Mixed precision decided on the machine: the first iterations run in float32 and in bfloat16
-# autocast and training keeps the faster (logged; docs/benchmark.md). On an Intel Xeon it picked
-# bfloat16 at 0.57x the plain float32 step time, and 40 epochs reached 0.568 mAP where float32
-# runs reached 0.557-0.571. `--cfg-options optim_wrapper.dtype=float32` trains in float32 only;
-# on a GPU, `--amp` turns this into mmengine's AmpOptimWrapper (else float32, logged).
+# Mixed precision decided on the machine: the first 12 iterations time float32 against bfloat16
+# autocast (interleaved, warm-up excluded) and training keeps the faster, logged, saved in the
+# checkpoints and kept by --resume (docs/train_test.md). On an Intel Xeon it picked bfloat16 at
+# 0.57x the plain float32 step time, and 40 epochs reached 0.568 mAP where float32 runs reached
+# 0.557-0.571. `--cfg-options optim_wrapper.dtype=float32` trains in float32 only; `--amp`
+# means bfloat16 on a CPU and mmengine's AmpOptimWrapper (float16) on a GPU (else float32).
 optim_wrapper = dict(
     type='CPUAmpOptimWrapper',
     dtype='auto',

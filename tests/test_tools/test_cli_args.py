@@ -109,16 +109,23 @@ def test_train_flags_reach_the_config(tiny_config, tmp_path, monkeypatch):
                                             'work_dir=from_cfg']))
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.work_dir == 'from_cfg'  # config beats the default
-    # a CPU mixed-precision config (the demo's) becomes CUDA AMP on a GPU machine, and stays
-    # as it is on a CPU-only one
-    options = ['--cfg-options', 'optim_wrapper.type=CPUAmpOptimWrapper',
-               'optim_wrapper.dtype=auto']
-    cfg = TRAIN.build_cfg(TRAIN.parse_args([tiny_config, '--amp', *options]))
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper' and 'dtype' not in cfg.optim_wrapper
-    assert cfg.optim_wrapper.loss_scale == 'dynamic'
-    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
-    cfg = TRAIN.build_cfg(TRAIN.parse_args([tiny_config, '--amp', *options]))
-    assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper' and cfg.optim_wrapper.dtype == 'auto'
+    # --amp means one thing for every config: a CPU mixed-precision config (the demo's
+    # dtype='auto', or 'float32') becomes CUDA AMP on a GPU machine and bfloat16 autocast,
+    # without a probe, on a CPU-only one
+    for dtype in ('auto', 'float32'):
+        options = ['--cfg-options', 'optim_wrapper.type=CPUAmpOptimWrapper',
+                   f'optim_wrapper.dtype={dtype}', 'optim_wrapper.probe_iters=4']
+        monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+        cfg = TRAIN.build_cfg(TRAIN.parse_args([tiny_config, '--amp', *options]))
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+        assert 'dtype' not in cfg.optim_wrapper and 'probe_iters' not in cfg.optim_wrapper
+        assert cfg.optim_wrapper.loss_scale == 'dynamic'
+        monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+        cfg = TRAIN.build_cfg(TRAIN.parse_args([tiny_config, '--amp', *options]))
+        assert cfg.optim_wrapper.type == 'CPUAmpOptimWrapper'
+        assert cfg.optim_wrapper.dtype == 'bfloat16'
+        cfg = TRAIN.build_cfg(TRAIN.parse_args([tiny_config, *options]))  # without --amp
+        assert cfg.optim_wrapper.dtype == dtype
 
 
 def test_test_flags_reach_the_config(tiny_config, tmp_path):

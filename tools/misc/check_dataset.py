@@ -16,15 +16,14 @@ from collections.abc import Sequence
 
 from mmengine import fileio
 from mmengine.config import Config, DictAction
-from PIL import Image
 
+from fcosdet.datasets.converters import ConversionError, decoded_size
 from fcosdet.registry import DATASETS
 from fcosdet.utils import register_all_modules
 from fcosdet.utils.cli import CLIError, load_config, run_cli
 from fcosdet.utils.error_format import error_message
 
 SPLITS = ('train', 'val', 'test')
-_ROTATED = (5, 6, 7, 8)  # EXIF orientations that swap width and height when decoded
 _MAX_LISTED = 20
 
 
@@ -51,14 +50,13 @@ def image_problem(path: str, height: int, width: int) -> str | None:
     """
     try:
         source = io.BytesIO(fileio.get(path)) if '://' in path else path
-        with Image.open(source) as img:
-            size = img.size
-            orientation = img.getexif().get(0x0112)
+        decoded_h, decoded_w = decoded_size(source, name=path)
     except FileNotFoundError:
         return f'image file not found: {path}'
-    except Exception as err:  # PIL raises many types on bad headers
+    except ConversionError as err:
+        return str(err)
+    except Exception as err:  # fetching a URI
         return f'image file cannot be read: {path} ({type(err).__name__}: {err})'
-    decoded_w, decoded_h = size[::-1] if orientation in _ROTATED else size
     if (decoded_h, decoded_w) != (height, width):
         return (f'image {path} is {decoded_h} x {decoded_w} (height x width) when decoded, but '
                 f'its annotation file says {height} x {width}')

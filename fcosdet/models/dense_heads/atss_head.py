@@ -22,6 +22,7 @@ from fcosdet.models.dense_heads.dense_utils import (
     head_init_cfg,
     reduce_mean,
 )
+from fcosdet.models.losses.utils import empty_loss
 from fcosdet.registry import MODELS
 
 GN = dict(type='GN', num_groups=32, requires_grad=True)
@@ -87,7 +88,7 @@ class ATSSHead(BaseDenseHead):
         for feat, scale in zip(x, self.scales):
             cls_feat, reg_feat = self.cls_convs(feat), self.reg_convs(feat)
             cls_scores.append(self.atss_cls(cls_feat))
-            bbox_preds.append(scale(self.atss_reg(reg_feat)).float())
+            bbox_preds.append(scale(self.atss_reg(reg_feat).float()))
             centernesses.append(self.atss_centerness(reg_feat))
         return cls_scores, bbox_preds, centernesses
 
@@ -123,9 +124,8 @@ class ATSSHead(BaseDenseHead):
         # Every rank joins the all-reduce, also with no positives.
         bbox_avg_factor = float(reduce_mean(ctr_targets.sum()).clamp(min=1))
         if not bool(pos_mask.any()):
-            # Exact zeros that keep every prediction in the graph (DDP needs used params).
-            return dict(loss_cls=loss_cls, loss_bbox=flat_bbox.sum() * 0,
-                        loss_centerness=flat_ctr.sum() * 0)
+            return dict(loss_cls=loss_cls, loss_bbox=empty_loss(flat_bbox),
+                        loss_centerness=empty_loss(flat_ctr))
         pos_decoded = self.bbox_coder.decode(pos_anchors, flat_bbox[pos_mask])
         loss_bbox = self.loss_bbox(pos_decoded, pos_gt, weight=ctr_targets, avg_factor=1.0)
         loss_centerness = self.loss_centerness(flat_ctr[pos_mask], ctr_targets,

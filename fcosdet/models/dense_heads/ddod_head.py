@@ -26,6 +26,7 @@ from fcosdet.models.dense_heads.dense_utils import (
 )
 from fcosdet.models.layers import resolve_conv_cfg
 from fcosdet.models.losses.level_reweight import count_level_positives, level_reweight_factors
+from fcosdet.models.losses.utils import empty_loss
 from fcosdet.registry import MODELS
 from fcosdet.structures import bbox_overlaps
 
@@ -135,7 +136,7 @@ class DDODHead(BaseDenseHead):
         for feat, scale in zip(x, self.scales):
             reg_feat = self.reg_convs(feat)
             cls_scores.append(self.atss_cls(self.cls_convs(feat)))
-            bbox_preds.append(scale(self.atss_reg(reg_feat)).float())
+            bbox_preds.append(scale(self.atss_reg(reg_feat).float()))
             iou_preds.append(self.atss_iou(reg_feat))
         return cls_scores, bbox_preds, iou_preds
 
@@ -169,7 +170,7 @@ class DDODHead(BaseDenseHead):
         anchors = grid_priors_like(self.prior_generator, bbox_preds)
         num_level_anchors = [len(a) for a in anchors]
         # both assigners rate their candidates with the current predictions
-        pred = dict(pred_scores=flat_cls.detach(),
+        pred = dict(pred_scores=flat_cls.detach().float(),
                     pred_bboxes=self.bbox_coder.decode(torch.cat(anchors), flat_deltas.detach()))
         cls_targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas,
                                      **pred)
@@ -201,7 +202,7 @@ class DDODHead(BaseDenseHead):
         """
         pos = targets.assign.pos_mask  # [N, R]
         if not bool(pos.any()):
-            return flat_deltas.sum() * 0, flat_iou.sum() * 0
+            return empty_loss(flat_deltas), empty_loss(flat_iou)
         pos_anchors = targets.flat_anchors.expand_as(flat_deltas)[pos]  # [P, 4]
         pos_factors = factors.expand_as(pos)[pos]  # [P]
         pred = self.bbox_coder.decode(pos_anchors, flat_deltas[pos])

@@ -72,8 +72,11 @@ def flatten_levels(maps: list[Tensor]) -> Tensor:
 
 
 def grid_priors_like(prior_generator: object, maps: list[Tensor]) -> list[Tensor]:
-    """Per level priors ``[R_l, D]`` for maps ``[N, X, H_l, W_l]``, on their device and dtype."""
-    return prior_generator.grid_priors([tuple(m.shape[-2:]) for m in maps], dtype=maps[0].dtype,
+    """Per level priors ``[R_l, D]`` for maps ``[N, X, H_l, W_l]``, on their device, in their
+    dtype but at least float32: positions of bfloat16 maps (8 significant bits: 4 px apart at
+    800 px) would be wrong."""
+    dtype = torch.promote_types(maps[0].dtype, torch.float32)
+    return prior_generator.grid_priors([tuple(m.shape[-2:]) for m in maps], dtype=dtype,
                                        device=maps[0].device)
 
 

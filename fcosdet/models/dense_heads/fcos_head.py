@@ -25,6 +25,7 @@ from fcosdet.models.dense_heads.dense_utils import (
     head_init_cfg,
     reduce_mean,
 )
+from fcosdet.models.losses.utils import empty_loss
 from fcosdet.models.task_modules.fcos_assigner import centerness_target
 from fcosdet.models.task_modules.pad_gt import pad_gt_instances
 from fcosdet.registry import MODELS, TASK_UTILS
@@ -170,7 +171,7 @@ class FCOSHead(BaseDenseHead):
             cls_scores.append(self.conv_cls(cls_feat))
             centernesses.append(
                 self.conv_centerness(reg_feat if self.centerness_on_reg else cls_feat))
-            bbox_pred = scale(self.conv_reg(reg_feat)).float()
+            bbox_pred = scale(self.conv_reg(reg_feat).float())
             if self.norm_on_bbox:
                 bbox_pred = F.relu(bbox_pred)
                 if not self.training:
@@ -228,7 +229,7 @@ class FCOSHead(BaseDenseHead):
         flat_labels = labels.reshape(-1)
         pos_mask = (labels >= 0) & (labels < self.num_classes)  # [N, R]
 
-        num_pos = reduce_mean(pos_mask.sum().to(flat_bbox.dtype)).clamp(min=1.0)
+        num_pos = reduce_mean(pos_mask.sum().float()).clamp(min=1.0)
         loss_cls = self.loss_cls(flat_cls, flat_labels, avg_factor=num_pos)
 
         pos_points = torch.cat(points)[None].expand(labels.shape[0], -1, -1)[pos_mask]
@@ -238,9 +239,8 @@ class FCOSHead(BaseDenseHead):
         ctr_targets = centerness_target(pos_bbox_targets)
         ctr_denorm = reduce_mean(ctr_targets.sum().detach()).clamp(min=1e-6)
         if pos_bbox_preds.shape[0] == 0:
-            # Exact zeros that keep every prediction in the graph (DDP needs used params).
-            return dict(loss_cls=loss_cls, loss_bbox=flat_bbox.sum() * 0,
-                        loss_centerness=flat_ctr.sum() * 0)
+            return dict(loss_cls=loss_cls, loss_bbox=empty_loss(flat_bbox),
+                        loss_centerness=empty_loss(flat_ctr))
         loss_bbox = self.loss_bbox(self.bbox_coder.decode(pos_points, pos_bbox_preds),
                                    self.bbox_coder.decode(pos_points, pos_bbox_targets),
                                    weight=ctr_targets, avg_factor=ctr_denorm)

@@ -29,6 +29,7 @@ from fcosdet.models.dense_heads.dense_utils import (
     head_init_cfg,
     reduce_mean,
 )
+from fcosdet.models.losses.utils import empty_loss
 from fcosdet.registry import MODELS
 from fcosdet.structures.bbox import bbox_overlaps
 
@@ -47,9 +48,12 @@ class Integral(nn.Module):
         self.register_buffer('project', torch.linspace(0, reg_max, reg_max + 1))
 
     def forward(self, x: Tensor) -> Tensor:
-        """``[..., 4 * B]`` logits → ``[..., 4]`` distances (l, t, r, b) in strides."""
-        probs = F.softmax(x.reshape(*x.shape[:-1], 4, self.reg_max + 1), dim=-1)
-        return F.linear(probs, self.project.type_as(probs)).reshape(*x.shape[:-1], 4)
+        """``[..., 4 * B]`` logits → ``[..., 4]`` distances (l, t, r, b) in strides, at least
+        float32 (also under autocast, which would run ``F.linear`` in bfloat16)."""
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
+        with torch.autocast(x.device.type, enabled=False):
+            probs = F.softmax(x.reshape(*x.shape[:-1], 4, self.reg_max + 1), dim=-1)
+            return F.linear(probs, self.project.type_as(probs)).reshape(*x.shape[:-1], 4)
 
 
 @MODELS.register_module()
@@ -108,7 +112,7 @@ class GFLHead(BaseDenseHead):
         check_levels(x, len(self.scales), 'GFLHead')
         for feat, scale in zip(x, self.scales):
             cls_scores.append(self.gfl_cls(self.cls_convs(feat)))
-            bbox_preds.append(scale(self.gfl_reg(self.reg_convs(feat))).float())
+            bbox_preds.append(scale(self.gfl_reg(self.reg_convs(feat)).float()))
         return cls_scores, bbox_preds
 
     def loss_by_feat(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
@@ -138,10 +142,12 @@ class GFLHead(BaseDenseHead):
         pos_centers = anchor_center(targets.flat_anchors.expand(*labels.shape, 4)[pos_mask])
         pos_centers = pos_centers / pos_strides
         pos_gt = targets.assign.bbox_targets[pos_mask] / pos_strides
-        weight = flat_cls.detach().sigmoid().amax(dim=2)[pos_mask]  # [P]
+        # Weights and quality targets in float32 whatever the logits' dtype (autocast).
+        weight = flat_cls.detach().float().sigmoid().amax(dim=2)[pos_mask]  # [P]
         pos_decoded = self.bbox_coder.decode(pos_centers, self.integral(pos_reg))
-        quality = torch.zeros_like(labels, dtype=flat_cls.dtype)
-        quality[pos_mask] = bbox_overlaps(pos_decoded.detach(), pos_gt, is_aligned=True)
+        pos_quality = bbox_overlaps(pos_decoded.detach(), pos_gt, is_aligned=True)  # [P]
+        quality = torch.zeros_like(labels, dtype=pos_quality.dtype)
+        quality[pos_mask] = pos_quality
         loss_cls = self.loss_cls(flat_cls.reshape(-1, self.num_classes),
                                  (labels.reshape(-1), quality.reshape(-1)),
                                  weight=targets.label_weights.reshape(-1),
@@ -149,9 +155,8 @@ class GFLHead(BaseDenseHead):
         # Every rank joins the all-reduce, also with no positives.
         avg_factor = float(reduce_mean(weight.sum()).clamp(min=1))
         if pos_reg.shape[0] == 0:
-            # Exact zeros that keep every prediction in the graph (DDP needs used params).
-            zero = flat_reg.sum() * 0
-            return dict(loss_cls=loss_cls, loss_bbox=zero, loss_dfl=zero.clone())
+            return dict(loss_cls=loss_cls, loss_bbox=empty_loss(flat_reg),
+                        loss_dfl=empty_loss(flat_reg))
         loss_bbox = self.loss_bbox(pos_decoded, pos_gt, weight=weight, avg_factor=1.0)
         dfl_targets = self.bbox_coder.encode(pos_centers, pos_gt, self.reg_max)  # [P, 4]
         loss_dfl = self.loss_dfl(pos_reg.reshape(-1, self.reg_max + 1), dfl_targets.reshape(-1),

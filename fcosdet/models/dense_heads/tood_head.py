@@ -35,6 +35,7 @@ from fcosdet.models.dense_heads.dense_utils import (
 )
 from fcosdet.models.layers import deform_sampling, resolve_conv_cfg
 from fcosdet.models.layers.task_decomposition import TaskDecomposition
+from fcosdet.models.losses.utils import empty_loss
 from fcosdet.models.task_modules.task_aligned_assigner import normalized_alignment
 from fcosdet.registry import MODELS
 
@@ -187,8 +188,10 @@ class TOODHead(BaseDenseHead):
             inter_feats.append(x)
         feat = torch.cat(inter_feats, dim=1)  # [N, S·F, H_l, W_l]
         avg_feat = feat.mean(dim=(2, 3), keepdim=True)
-        cls_score = sigmoid_geometric_mean(self.tood_cls(self.cls_decomp(feat, avg_feat)),
-                                           self.cls_prob_module(feat))
+        # probabilities in float32 (autocast gives bfloat16 logits): the losses' inputs
+        cls_score = sigmoid_geometric_mean(
+            self.tood_cls(self.cls_decomp(feat, avg_feat)).float(),
+            self.cls_prob_module(feat).float())
         reg_box = self._boxes_at_anchors(self.reg_decomp(feat, avg_feat), level, anchors)
         bbox_pred = deform_sampling(reg_box, self.reg_offset_module(feat).to(reg_box.dtype))
         # A sampled box whose sides crossed (x1 > x2 or y1 > y2) keeps the unsampled one, as
@@ -203,10 +206,11 @@ class TOODHead(BaseDenseHead):
         stride = self.prior_generator.strides[level][0]
         scale: Scale = self.scales[level]
         if self.anchor_type == 'anchor_free':
-            dist = scale(self.tood_reg(reg_feat).exp()).float()  # (l, t, r, b) in strides
+            # exp in float32: box sides (l, t, r, b) in strides
+            dist = scale(self.tood_reg(reg_feat).float().exp())
             centre = anchor_center(anchors).float().T.reshape(1, 2, height, width) / stride
             return torch.cat([centre - dist[:, :2], centre + dist[:, 2:]], dim=1)
-        deltas = scale(self.tood_reg(reg_feat)).float().permute(0, 2, 3, 1)
+        deltas = scale(self.tood_reg(reg_feat).float()).permute(0, 2, 3, 1)
         boxes = self.bbox_coder.decode(anchors.float().reshape(1, height, width, 4), deltas)
         return boxes.permute(0, 3, 1, 2) / stride
 
@@ -243,11 +247,11 @@ class TOODHead(BaseDenseHead):
         if self.in_warm_up():
             targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas,
                                      assigner=self.initial_assigner)
-            return targets, targets.assign.pos_mask.to(cls_scores[0].dtype)
+            return targets, targets.assign.pos_mask.float()
         pixel_boxes = flatten_levels([pred.detach() * stride[0] for pred, stride in
                                       zip(bbox_preds, self.prior_generator.strides)])
         targets = anchor_targets(self, cls_scores, batch_gt_instances, batch_img_metas,
-                                 pred_scores=flatten_levels(cls_scores).detach(),
+                                 pred_scores=flatten_levels(cls_scores).detach().float(),
                                  pred_bboxes=pixel_boxes, alpha=self.train_cfg['alpha'],
                                  beta=self.train_cfg['beta'])
         assign = targets.assign
@@ -291,8 +295,7 @@ class TOODHead(BaseDenseHead):
         cls_avg_factor = float(reduce_mean(alignment.sum()).clamp(min=1))
         bbox_avg_factor = float(reduce_mean(weight.sum()).clamp(min=1))
         if not bool(pos_mask.any()):
-            # Exact zero that keeps every prediction in the graph (DDP needs used params).
-            return dict(loss_cls=loss_cls / cls_avg_factor, loss_bbox=flat_box.sum() * 0)
+            return dict(loss_cls=loss_cls / cls_avg_factor, loss_bbox=empty_loss(flat_box))
         pos_strides = targets.strides.expand_as(labels)[pos_mask][:, None]  # [P, 1]
         loss_bbox = self.loss_bbox(flat_box[pos_mask], pos_gt / pos_strides, weight=weight,
                                    avg_factor=1.0)

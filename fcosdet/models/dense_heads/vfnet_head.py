@@ -28,6 +28,7 @@ from fcosdet.models.dense_heads.dense_utils import (
     reduce_mean,
 )
 from fcosdet.models.layers.deform_conv import DeformConv2d
+from fcosdet.models.losses.utils import empty_loss
 from fcosdet.registry import MODELS, TASK_UTILS
 from fcosdet.structures.bbox import bbox_overlaps
 
@@ -205,10 +206,11 @@ class VFNetHead(BaseDenseHead):
         reg_feat = self.reg_convs(feat)
         denom = self.reg_denoms[level] if self.bbox_norm_type == 'reg_denom' else stride
         bbox_pred = self.scales[level](
-            self.vfnet_reg(self.vfnet_reg_conv(reg_feat))).float().exp() * denom
-        offset = star_dcn_offset(bbox_pred, self.gradient_mul, stride).to(reg_feat.dtype)
+            self.vfnet_reg(self.vfnet_reg_conv(reg_feat)).float()).exp() * denom
+        # float32 offsets also under autocast: they are positions (the DCN samples in float32)
+        offset = star_dcn_offset(bbox_pred, self.gradient_mul, stride)
         reg_feat = self.relu(self.vfnet_reg_refine_dconv(reg_feat, offset))
-        refine = self.scales_refine[level](self.vfnet_reg_refine(reg_feat)).float().exp()
+        refine = self.scales_refine[level](self.vfnet_reg_refine(reg_feat).float()).exp()
         bbox_pred_refine = refine * bbox_pred.detach()
         cls_score = self.vfnet_cls(self.relu(self.vfnet_cls_dconv(cls_feat, offset)))
         return cls_score, bbox_pred, bbox_pred_refine
@@ -259,28 +261,27 @@ class VFNetHead(BaseDenseHead):
         flat_bbox = flatten_levels(bbox_preds)  # [N, R, 4]
         flat_refine = flatten_levels(bbox_preds_refine)
         pos_mask = (labels >= 0) & (labels < self.num_classes)  # [N, R]
-        num_pos = pos_mask.sum().to(flat_bbox.dtype)
+        num_pos = pos_mask.sum().float()
         avg_pos = (reduce_mean(num_pos) if self.sync_num_pos else num_pos).clamp(min=1.0)
 
         pos_points = torch.cat(points)[None].expand(labels.shape[0], -1, -1)[pos_mask]
         pos_target = self.bbox_coder.decode(pos_points, bbox_targets[pos_mask])  # [P, 4]
-        losses, iou_refine = {}, None
+        losses, ious = {}, {}
         for key, preds, loss_fn in (('loss_bbox', flat_bbox, self.loss_bbox),
                                     ('loss_bbox_rf', flat_refine, self.loss_bbox_refine)):
-            if pos_target.shape[0] == 0:  # exact zero attached to the graph
-                losses[key] = preds.sum() * 0
-                continue
             pos_boxes = self.bbox_coder.decode(pos_points, preds[pos_mask])
             iou = bbox_overlaps(pos_boxes, pos_target, is_aligned=True).clamp(min=1e-6)
-            iou = iou.detach()
+            ious[key] = iou = iou.detach()  # [P]
+            # Every rank joins the all-reduce, also with no positives (DDP pairs them up).
             avg_iou = reduce_mean(iou.sum()).clamp(min=1.0).item()
-            losses[key] = loss_fn(pos_boxes, pos_target, weight=iou, avg_factor=avg_iou)
-            iou_refine = iou
+            losses[key] = (loss_fn(pos_boxes, pos_target, weight=iou, avg_factor=avg_iou)
+                           if len(iou) else empty_loss(preds))
         if self.use_vfl:
-            cls_targets = torch.zeros_like(flat_cls)  # IoU of the refined box at its class
-            if iou_refine is not None:
-                pos_rows = pos_mask.reshape(-1).nonzero()[:, 0]
-                cls_targets[pos_rows, labels[pos_mask]] = iou_refine.to(flat_cls.dtype)
+            # IoU of the refined box at its class, in float32 whatever the logits' dtype
+            cls_targets = torch.zeros_like(
+                flat_cls, dtype=torch.promote_types(flat_cls.dtype, torch.float32))
+            pos_rows = pos_mask.reshape(-1).nonzero()[:, 0]
+            cls_targets[pos_rows, labels[pos_mask]] = ious['loss_bbox_rf'].to(cls_targets.dtype)
             loss_cls = self.loss_cls(flat_cls, cls_targets, avg_factor=avg_pos)
         else:
             loss_cls = self.loss_cls(flat_cls, labels.reshape(-1),

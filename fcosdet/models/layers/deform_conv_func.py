@@ -64,10 +64,21 @@ def _check_shapes(x: Tensor, offset: Tensor, mask: Tensor | None, weight: Tensor
                          f'got {tuple(mask.shape)}')
 
 
+def position_dtype(x: Tensor) -> torch.dtype:
+    """The dtype of sampling positions for features ``x``: at least float32.
+
+    bfloat16 has 8 significant bits, so position 290.3 would be 290 (and normalised grid
+    coordinates are as coarse); under autocast the features are bfloat16, the positions must
+    not be.
+    """
+    return torch.promote_types(x.dtype, torch.float32)
+
+
 def _sample_grid(offset: Tensor, in_size: tuple[int, int], kernel_size: tuple[int, int],
                  stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int],
                  deform_groups: int) -> Tensor:
-    """Sampling positions as a ``grid_sample`` grid ``[N * D, K, P, 2]`` of normalised (x, y).
+    """Sampling positions as a ``grid_sample`` grid ``[N * D, K, P, 2]`` of normalised (x, y),
+    in ``offset``'s dtype (give it :func:`position_dtype`).
 
     With ``align_corners=False`` pixel p of a size-S axis has the normalised coordinate
     ``(2 * p + 1) / S - 1``.
@@ -127,8 +138,10 @@ def deform_conv2d_pure(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor |
     out_c, c_per_group, kh, kw = weight.shape
     ho, wo = offset.shape[-2:]
     k, d = kh * kw, deform_groups
-    grid = _sample_grid(offset.to(x.dtype), (h, w), (kh, kw), stride, padding, dilation, d)
-    cols = _grid_sample_channels(x.reshape(n * d, c // d, h, w), grid)  # [N * D, C / D, K, P]
+    dtype = position_dtype(x)
+    grid = _sample_grid(offset.to(dtype), (h, w), (kh, kw), stride, padding, dilation, d)
+    # Sampled at float32 positions; the samples go back to x's dtype (autocast: bfloat16).
+    cols = _grid_sample_channels(x.reshape(n * d, c // d, h, w).to(dtype), grid).to(x.dtype)
     if mask is not None:
         mask = mask.to(x.dtype).reshape(n * d, 1, k, ho * wo)
         # In place unless autograd needs the unmasked samples for the mask's gradient.
@@ -157,9 +170,13 @@ def deform_conv2d(x: Tensor, offset: Tensor, weight: Tensor, bias: Tensor | None
                                   deform_groups, mask)
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
     _check_shapes(x, offset, mask, weight, stride, padding, dilation, groups, deform_groups)
+    # torchvision computes positions in the input's dtype: run it in at least float32.
+    dtype = position_dtype(x)
+    out = _tv_deform_conv2d(x.to(dtype), offset.to(dtype), weight.to(dtype),
+                            None if bias is None else bias.to(dtype), stride, padding, dilation,
+                            None if mask is None else mask.to(dtype))
     # torchvision infers G from weight.shape[1] and D from offset.shape[1]: same layout.
-    return _tv_deform_conv2d(x, offset.to(x.dtype), weight, bias, stride, padding, dilation,
-                             None if mask is None else mask.to(x.dtype))
+    return out.to(x.dtype)
 
 
 def deform_sampling(x: Tensor, offset: Tensor) -> Tensor:
@@ -169,6 +186,10 @@ def deform_sampling(x: Tensor, offset: Tensor) -> Tensor:
     per channel: output ``(c, y, x)`` is the input channel c read at ``(y + dy_c, x + dx_c)``,
     corners outside the map reading zero.
 
+    Computed as that convolution's sampling alone (multiplying by the ones kernel is exact,
+    and under autocast the product would round the samples to bfloat16): positions and
+    samples in at least float32, the result in ``x``'s dtype.
+
     Args:
         x: Input ``[N, C, H, W]``.
         offset: ``[N, 2 * C, H, W]``, (dy, dx) of channel c at ``2c``, ``2c + 1``.
@@ -176,6 +197,12 @@ def deform_sampling(x: Tensor, offset: Tensor) -> Tensor:
     Returns:
         Tensor: ``[N, C, H, W]``.
     """
-    channels = x.shape[1]
-    weight = x.new_ones((channels, 1, 1, 1))
-    return deform_conv2d(x, offset, weight, None, 1, 0, 1, channels, channels)
+    n, c, h, w = x.shape
+    if tuple(offset.shape) != (n, 2 * c, h, w):
+        raise ValueError(f'deform_sampling: offset must be {(n, 2 * c, h, w)}, got '
+                         f'{tuple(offset.shape)}')
+    dtype = position_dtype(x)
+    grid = _sample_grid(offset.to(dtype), (h, w), (1, 1), (1, 1), (0, 0), (1, 1), c)
+    samples = F.grid_sample(x.reshape(n * c, 1, h, w).to(dtype), grid, mode='bilinear',
+                            padding_mode='zeros', align_corners=False)  # [N * C, 1, 1, H * W]
+    return samples.reshape(n, c, h, w).to(x.dtype)

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from fcosdet.registry import MODELS
 
-from .utils import check_reduction, weight_reduce_loss
+from .utils import check_reduction, full_precision, weight_reduce_loss
 
 
 @MODELS.register_module()
@@ -44,6 +44,7 @@ class CrossEntropyLoss(nn.Module):
             Scalar loss, or the element-wise loss (``[R]`` / ``[R, C]``) with ``'none'``.
         """
         reduction = check_reduction(reduction_override or self.reduction, 'CrossEntropyLoss')
+        pred = full_precision(pred)
         if self.use_sigmoid:
             if target.shape != pred.shape:
                 raise ValueError(f'CrossEntropyLoss: sigmoid target {tuple(target.shape)} must '

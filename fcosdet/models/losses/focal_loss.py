@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from fcosdet.registry import MODELS
 
-from .utils import check_reduction, weight_reduce_loss
+from .utils import check_reduction, full_precision, weight_reduce_loss
 
 
 def sigmoid_focal_loss(pred: Tensor, target: Tensor, gamma: float = 2.0,
@@ -74,6 +74,7 @@ class FocalLoss(nn.Module):
             Scalar loss, or ``[R, C]`` with reduction ``'none'``.
         """
         reduction = check_reduction(reduction_override or self.reduction, 'FocalLoss')
+        pred = full_precision(pred)
         num_classes = pred.shape[-1]
         if target.dim() == pred.dim() - 1:
             # One extra column for the background label C, dropped right away.

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from fcosdet.registry import MODELS
 
-from .utils import check_reduction, weight_reduce_loss
+from .utils import check_reduction, full_precision, weight_reduce_loss
 
 
 def quality_focal_loss(pred: Tensor, target: Tensor, beta: float = 2.0,
@@ -91,6 +91,7 @@ class QualityFocalLoss(nn.Module):
             Scalar loss, or ``[R]`` with reduction ``'none'``.
         """
         reduction = check_reduction(reduction_override or self.reduction, 'QualityFocalLoss')
+        pred = full_precision(pred)
         if isinstance(target, (tuple, list)):
             target = _dense_quality_target(pred, *target)
         elif target.shape != pred.shape:
@@ -149,6 +150,7 @@ class DistributionFocalLoss(nn.Module):
                                or bool((target >= pred.shape[1] - 1).any())):
             raise ValueError(f'DistributionFocalLoss: targets must lie in [0, {pred.shape[1] - 1})'
                              f', got [{float(target.min())}, {float(target.max())}]')
-        loss = distribution_focal_loss(pred, target)
+        pred = full_precision(pred)
+        loss = distribution_focal_loss(pred, full_precision(target))
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
 

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from fcosdet.registry import MODELS
 from fcosdet.structures.bbox import bbox_overlaps
 
-from .utils import check_reduction, weight_reduce_loss
+from .utils import check_reduction, empty_loss, full_precision, weight_reduce_loss
 
 IOU_MODES = ('log', 'linear', 'square')
 
@@ -77,8 +77,9 @@ class _BoxPairLoss(nn.Module):
             raise ValueError(f'{type(self).__name__}: pred {tuple(pred.shape)} and target '
                              f'{tuple(target.shape)} must both be [R, 4]')
         if pred.shape[0] == 0 and reduction != 'none':
-            return pred.sum() * 0
-        loss = self.elementwise(pred, target)
+            return empty_loss(pred)
+        pred = full_precision(pred)
+        loss = self.elementwise(pred, full_precision(target))
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 

@@ -1,7 +1,9 @@
-"""Element-wise weighting and reduction shared by all losses.
+"""Element-wise weighting and reduction shared by all losses, and the exact zero loss of an
+empty selection.
 
 Shape letters: ``R`` points (loss rows), ``C`` classes.
 """
+import torch
 from torch import Tensor
 
 REDUCTIONS = ('none', 'mean', 'sum')
@@ -46,3 +48,30 @@ def weight_reduce_loss(loss: Tensor, weight: Tensor | None = None, reduction: st
     if avg_factor is None:
         return loss.mean()
     return loss.sum() / avg_factor
+
+
+def full_precision(x: Tensor) -> Tensor:
+    """``x`` in float32 (float64 kept): the dtype of every loss's math.
+
+    Under mixed precision the predictions arrive in bfloat16/float16 (8/11 significant bits);
+    the losses cast them (and their targets) up first, so targets, weights and the loss are
+    float32 whatever the logits' dtype, as in MMDetection. A float32 tensor is returned as it
+    is (no copy: float32 results stay bit-identical).
+    """
+    return x if x.dtype == torch.float64 else x.float()
+
+
+def empty_loss(pred: Tensor) -> Tensor:
+    """Float32 zero loss of a head with no positives, still attached to ``pred``'s graph.
+
+    The sum over an empty selection of ``pred`` (MMDetection's ``pos_bbox_preds.sum()``): 0
+    and a zero gradient even when ``pred`` holds inf or NaN (``pred.sum() * 0`` is NaN
+    there), while every parameter behind ``pred`` stays in the graph, as DDP needs.
+
+    Args:
+        pred: Any prediction tensor, e.g. ``[N, R, 4]``.
+
+    Returns:
+        Scalar float32 0.
+    """
+    return pred.reshape(-1)[:0].float().sum()

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from fcosdet.registry import MODELS
 
-from .utils import check_reduction, weight_reduce_loss
+from .utils import check_reduction, full_precision, weight_reduce_loss
 
 
 def varifocal_loss(pred: Tensor, target: Tensor, alpha: float = 0.75, gamma: float = 2.0,
@@ -74,5 +74,6 @@ class VarifocalLoss(nn.Module):
         if target.shape != pred.shape:
             raise ValueError(f'VarifocalLoss: target {tuple(target.shape)} must match pred '
                              f'{tuple(pred.shape)}')
+        pred = full_precision(pred)
         loss = varifocal_loss(pred, target, self.alpha, self.gamma, self.iou_weighted)
         return self.loss_weight * weight_reduce_loss(loss, weight, reduction, avg_factor)

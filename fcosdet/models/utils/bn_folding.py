@@ -4,7 +4,9 @@ An eval-mode BatchNorm is the per-channel affine map ``y = (x - mean) / sqrt(var
 + beta``; when ``x`` is the output of a convolution used by nothing else, the map can be merged
 into that convolution's weight and bias (torch's ``fuse_conv_bn_weights``), removing one full
 pass over the feature map. ``torch.fx`` finds those conv → BN pairs; the layers are replaced in
-place, so the module keeps its structure and names.
+place, so the module keeps its structure and names. The trace enters only submodules that hold a
+foldable BN: the others (e.g. deformable convs, whose shape checks are Python control flow fx
+cannot trace) stay single calls in the graph.
 
 Shape letters: C_out output channels of a convolution, C_in its input channels (per group),
 k_h/k_w kernel height/width.
@@ -46,16 +48,42 @@ def _is_foldable_bn(module: nn.Module) -> bool:
             and module.running_mean is not None and module.running_var is not None)
 
 
-def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
-    """Qualified names ``(conv, bn)`` of every conv whose only consumer is a foldable BN.
+class _FoldTracer(fx.Tracer):
+    """fx tracer that treats every submodule without a foldable BN as a leaf (one call).
+
+    Nothing inside such a module can be folded, and its code may not be traceable (DCN).
+
+    Args:
+        root (nn.Module): The module that will be traced.
+    """
+
+    def __init__(self, root: nn.Module) -> None:
+        super().__init__()
+        self.with_bn = {id(m) for m in root.modules()
+                        if any(_is_foldable_bn(sub) for sub in m.modules())}
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return id(m) not in self.with_bn or super().is_leaf_module(m, module_qualified_name)
+
+
+def conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
+    """Qualified names ``(conv, bn)`` of every ``nn.Conv2d`` whose only consumer is a foldable
+    BN.
 
     Each conv and each BN must be called exactly once in the traced forward, so folding cannot
     change a second use of the same layer.
 
     Raises:
-        RuntimeError: ``module`` cannot be traced by ``torch.fx``.
+        RuntimeError: ``module`` holds foldable BN layers but cannot be traced by ``torch.fx``
+            (the message names its type and the tracing error).
     """
-    graph = fx.symbolic_trace(module).graph
+    if not any(_is_foldable_bn(m) for m in module.modules()):
+        return []
+    try:
+        graph = _FoldTracer(module).trace(module)
+    except Exception as err:  # fx raises many types for untraceable Python code
+        raise RuntimeError(f'fold_batchnorm: cannot trace {type(module).__name__} with '
+                           f'torch.fx ({type(err).__name__}: {err})') from err
     calls: dict[str, int] = {}
     for node in graph.nodes:
         if node.op == 'call_module':
@@ -72,30 +100,15 @@ def _conv_bn_pairs(module: nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
-def fold_batchnorm(module: nn.Module) -> list[str]:
-    """Fold, in place, every frozen BatchNorm that directly follows a ``nn.Conv2d``.
+def fold_pairs(module: nn.Module, pairs: list[tuple[str, str]]) -> list[str]:
+    """Fold each ``(conv, bn)`` pair of :func:`conv_bn_pairs`, in place.
 
     The conv gets the fused weight and bias (same ``requires_grad`` as before) and the BN is
-    replaced by ``nn.Identity``, so ``module``'s outputs are unchanged up to float rounding.
-    Call it after loading a checkpoint: the folded module no longer has the BN entries of the
-    original state dict. BN layers in training mode are left alone.
-
-    Args:
-        module (nn.Module): A module ``torch.fx`` can trace (e.g. a ResNet backbone).
+    replaced by ``nn.Identity``.
 
     Returns:
         list[str]: Qualified names of the folded BN layers.
-
-    Raises:
-        RuntimeError: ``module`` holds foldable BN layers but cannot be traced.
     """
-    if not any(_is_foldable_bn(m) for m in module.modules()):
-        return []
-    try:
-        pairs = _conv_bn_pairs(module)
-    except Exception as err:  # fx raises many types for untraceable Python code
-        raise RuntimeError(f'fold_batchnorm: cannot trace {type(module).__name__} with '
-                           f'torch.fx ({type(err).__name__}: {err})') from err
     for conv_name, bn_name in pairs:
         conv = module.get_submodule(conv_name)
         weight, bias = fused_conv_bn_params(conv, module.get_submodule(bn_name))
@@ -105,3 +118,23 @@ def fold_batchnorm(module: nn.Module) -> list[str]:
         parent_name, _, attr = bn_name.rpartition('.')
         setattr(module.get_submodule(parent_name), attr, nn.Identity())
     return [bn_name for _, bn_name in pairs]
+
+
+def fold_batchnorm(module: nn.Module) -> list[str]:
+    """Fold, in place, every frozen BatchNorm that directly follows a ``nn.Conv2d``.
+
+    ``module``'s outputs are unchanged up to float rounding. Call it after loading a
+    checkpoint: the folded module no longer has the BN entries of the original state dict. BN
+    layers in training mode are left alone.
+
+    Args:
+        module (nn.Module): A module ``torch.fx`` can trace where it holds BN layers (e.g. a
+            ResNet backbone, also with deformable convs).
+
+    Returns:
+        list[str]: Qualified names of the folded BN layers.
+
+    Raises:
+        RuntimeError: ``module`` holds foldable BN layers but cannot be traced.
+    """
+    return fold_pairs(module, conv_bn_pairs(module))

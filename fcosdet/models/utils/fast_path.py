@@ -9,13 +9,15 @@ the exact fp32 fast path: ``fuse_bn`` and ``channels_last`` keep fp32 numerics u
 Shape letters: N images, H/W image height/width.
 """
 import functools
+import logging
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from .bn_folding import fold_batchnorm
+from .bn_folding import conv_bn_pairs, fold_pairs
 
 FAST_PATH_KEYS = ('channels_last', 'fuse_bn', 'bf16')
 FastPathSpec = Mapping[str, bool] | Sequence[str] | None
@@ -133,21 +135,48 @@ def to_channels_last(model: nn.Module) -> None:
         model.backbone.register_forward_pre_hook(_to_channels_last_input)
 
 
+def fold_detector_batchnorm(model: nn.Module,
+                            parts: Sequence[str] = ('backbone', 'neck', 'bbox_head')) -> bool:
+    """Fold the BN layers of the detector's ``parts``, all or none.
+
+    Every part is traced first; when one cannot be (a custom module with Python control flow
+    on tensor values), nothing is folded, one warning line says why, and the model stays
+    eager, with the same outputs.
+
+    Args:
+        model (nn.Module): Eval-mode detector.
+        parts: Attribute names of the submodules to fold.
+
+    Returns:
+        bool: Whether the BN layers were folded.
+    """
+    try:
+        pairs = {part: conv_bn_pairs(getattr(model, part)) for part in parts}
+    except RuntimeError as err:
+        print_log(f'fast_path fuse_bn: {err}; BatchNorm left unfolded (eager), the other '
+                  'fast paths still apply', logger='current', level=logging.WARNING)
+        return False
+    for part, part_pairs in pairs.items():
+        fold_pairs(getattr(model, part), part_pairs)
+    return True
+
+
 def apply_fast_path(model: nn.Module, spec: FastPathSpec) -> dict[str, bool]:
     """Switch an eval-mode detector to the selected fast paths, in place, for inference.
 
     Order: BN folding of ``backbone``/``neck``/``bbox_head`` (after the checkpoint has been
-    loaded), then channels-last weights plus a pre-hook converting the input of ``backbone``,
-    then bfloat16 autocast of ``extract_feat`` and ``bbox_head.forward`` with the head outputs
-    cast back to float32 (post-processing stays fp32). bf16 on a CPU without native support
-    warns and stays fp32.
+    loaded; skipped with one logged line when a part cannot be traced, see
+    :func:`fold_detector_batchnorm`), then channels-last weights plus a pre-hook converting the
+    input of ``backbone``, then bfloat16 autocast of ``extract_feat`` and ``bbox_head.forward``
+    with the head outputs cast back to float32 (post-processing stays fp32). bf16 on a CPU
+    without native support warns and stays fp32.
 
     Args:
         model (nn.Module): Detector with ``backbone``, ``neck`` and ``bbox_head`` (FCOS).
         spec: See :func:`parse_fast_path`.
 
     Returns:
-        dict[str, bool]: The fast paths actually enabled.
+        dict[str, bool]: The fast paths actually enabled (``fuse_bn`` False after a fallback).
 
     Raises:
         ValueError: The model is in training mode while a fast path is selected.
@@ -159,8 +188,7 @@ def apply_fast_path(model: nn.Module, spec: FastPathSpec) -> dict[str, bool]:
         raise ValueError('apply_fast_path: call model.eval() first; fast paths are for '
                          'inference only')
     if selected['fuse_bn']:
-        for part in ('backbone', 'neck', 'bbox_head'):
-            fold_batchnorm(getattr(model, part))
+        selected['fuse_bn'] = fold_detector_batchnorm(model)
     if selected['channels_last']:
         to_channels_last(model)
     if selected['bf16'] and not cpu_supports_bf16():

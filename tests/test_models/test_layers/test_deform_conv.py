@@ -240,3 +240,39 @@ def test_pack_with_deform_groups_in_any_memory_format(channels_last):
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-10)
     out.sum().backward()
     assert torch.isfinite(x.grad).all() and layer.conv_offset.weight.grad.abs().sum() > 0
+
+
+def _ramp_at(column: int, width: int) -> torch.Tensor:
+    """``[1, 1, 2, width]`` bfloat16 plane whose value at column j is ``j - column`` (small
+    integers, exact in bfloat16, near ``column``): a sample there reads its column offset."""
+    ramp = torch.arange(width, dtype=torch.float32) - column
+    return ramp.expand(2, width).reshape(1, 1, 2, width).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize('op', ['DeformConv2d', 'ModulatedDeformConv2d', 'deform_sampling'])
+def test_bf16_autocast_samples_at_float32_positions(op: str) -> None:
+    """Under bfloat16 autocast (features and offsets bfloat16, as a conv there gives them) a
+    +0.3 px offset at column 290 samples at 290.3, not at 290 (bfloat16 has 8 significant
+    bits: its numbers near 290 are 2 apart)."""
+    from fcosdet.models.layers import deform_sampling
+
+    column, width = 290, 320
+    x = _ramp_at(column, width)
+    offset = torch.zeros(1, 2, 2, width)
+    offset[:, 1] = 0.3  # dx
+    if op == 'DeformConv2d':
+        layer = DeformConv2d(1, 1, 1)
+        torch.nn.init.ones_(layer.weight)
+        run = lambda x, off: layer(x, off)  # noqa: E731
+    elif op == 'ModulatedDeformConv2d':
+        layer = ModulatedDeformConv2d(1, 1, 1, bias=False)
+        torch.nn.init.ones_(layer.weight)
+        run = lambda x, off: layer(x, off, torch.ones_like(off[:, :1]))  # noqa: E731
+    else:
+        run = deform_sampling
+    with torch.no_grad():
+        exact = run(x.float(), offset)[0, 0, :, column]  # float32 features and positions
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            mixed = run(x, offset.to(torch.bfloat16))[0, 0, :, column]
+    assert torch.allclose(exact, torch.full((2,), 0.3), atol=1e-4)  # the ramp read at 290.3
+    assert (mixed.float() - exact).abs().max() < 0.05

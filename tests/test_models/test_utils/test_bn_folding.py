@@ -116,3 +116,25 @@ class _Untraceable(nn.Module):
 def test_untraceable_module_raises_naming_it():
     with pytest.raises(RuntimeError, match='_Untraceable'):
         fold_batchnorm(_Untraceable().eval())
+
+
+def test_fold_resnet_with_deformable_convs():
+    """The FCOS-DCN demo's backbone: DCN layers (Python shape checks fx cannot trace) stay
+    single calls; every plain conv -> BN pair folds, the DCN -> BN ones stay; outputs equal."""
+    backbone = MODELS.build(dict(
+        type='ResNet', depth=50, base_channels=4, out_indices=(0, 1, 2, 3),
+        dcn=dict(type='DCNv2', deform_groups=1, fallback_on_stride=False),
+        stage_with_dcn=(False, True, True, True)))
+    _randomise_bn_stats(backbone)
+    backbone.eval()
+    x = torch.randn(1, 3, 64, 48)
+    with torch.no_grad():
+        expected = backbone(x)
+        folded = fold_batchnorm(backbone)
+        actual = backbone(x)
+    # stem + 16 bottlenecks x (bn1, bn3) + bn2 of stage 1's 3 blocks + 4 downsample projections
+    assert len(folded) == 1 + 16 * 2 + 3 + 4
+    assert 'layer1.0.bn2' in folded and 'layer2.0.bn2' not in folded  # after a DCNv2
+    assert isinstance(backbone.layer2[0].bn2, nn.BatchNorm2d)
+    for exp, act in zip(expected, actual):
+        torch.testing.assert_close(act, exp, atol=1e-4, rtol=1e-4)

@@ -1,9 +1,12 @@
 """Fast paths: selection parsing, fp32 equivalence of BN folding + channels-last, bf16 autocast."""
 import copy
+import logging
+import uuid
 import warnings
 
 import pytest
 import torch
+from mmengine.logging import MMLogger
 from tiny_setup import randomise_bn_stats
 from torch import nn
 
@@ -130,3 +133,49 @@ def test_autocast_method_casts_back_only_when_asked():
     # computed in bf16 (8 mantissa bits): close to, but not equal to, the fp32 result
     assert not torch.equal(out, reference)
     torch.testing.assert_close(out, reference, atol=0.05, rtol=0.02)
+
+
+class _GatedBackbone(nn.Module):
+    """A user's backbone with Python control flow on a tensor value: fx cannot trace it."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if x.abs().sum() > 0:
+            return self.inner(x)
+        return self.inner(x + 1)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.INFO:  # not the registry's debug messages
+            self.lines.append(record.getMessage())
+
+
+def test_untraceable_backbone_falls_back_to_eager_with_one_logged_line():
+    logged = _Lines()
+    MMLogger.get_instance(f'fast_path_{uuid.uuid4().hex}').addHandler(logged)  # the current one
+    plain = _tiny_detector()
+    plain.backbone = _GatedBackbone(plain.backbone)
+    fast = copy.deepcopy(plain)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # one logged line, not a warning on top
+        enabled = apply_fast_path(fast, dict(channels_last=True, fuse_bn=True))
+    assert enabled == dict(channels_last=True, fuse_bn=False, bf16=False)
+    (line,) = logged.lines
+    assert line.startswith('fast_path fuse_bn: fold_batchnorm: cannot trace _GatedBackbone')
+    assert 'BatchNorm left unfolded (eager)' in line
+    # all or nothing: the traceable neck and head kept their layers too; channels-last applies
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in fast.modules()) == sum(
+        isinstance(m, nn.BatchNorm2d) for m in plain.modules()) > 0
+    assert fast.backbone.inner.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        for exp, act in zip(_flat(plain(x)), _flat(fast(x))):
+            torch.testing.assert_close(act, exp, atol=1e-4, rtol=1e-5)
