@@ -132,6 +132,7 @@ def test_nan_stop_and_resume_agree_and_skip_the_unconfirmed_checkpoint(tmp_path)
     iteration 2 an infinite loss. Before: the message said "none" and --resume picked
     iter_1.pth, so even a lower lr went straight back into the infinite loss."""
     explode = dict(type='SGD', lr=1e30)
+    torch.manual_seed(0)  # the toy's initial weights: gradients of order 1e-2
     runner = toy_runner(tmp_path, max_iters=4, optimizer=explode, name='explode',
                         custom_hooks=[dict(type='CheckInvalidLossHook')])
     with pytest.raises(NonFiniteLossError) as err:
@@ -143,7 +144,7 @@ def test_nan_stop_and_resume_agree_and_skip_the_unconfirmed_checkpoint(tmp_path)
         'learning rate or a longer warm-up.')
     assert _files(tmp_path) == ['iter_1.pth'] and _pointer(tmp_path) is None
     assert torch.load(tmp_path / 'iter_1.pth', weights_only=True)['state_dict'][
-        'fc.weight'].abs().max() > 1e29
+        'fc.weight'].abs().max() > 1e25
     assert find_resume_checkpoint(str(tmp_path)) == (None, [
         f'{tmp_path / "iter_1.pth"}: saved just before the non-finite loss at iteration 2 '
         '(epoch 1)'])
