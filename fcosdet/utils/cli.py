@@ -126,7 +126,7 @@ def check_cfg_options_argv(argv: Sequence[str]) -> None:
     for arg in argv:
         if arg.startswith('--cfg-options='):
             items.append(arg.split('=', 1)[1])
-        collecting = arg == '--cfg-options' or (collecting and not arg.startswith('--'))
+        collecting = arg == '--cfg-options' or (collecting and not arg.startswith('-'))
         if collecting and arg != '--cfg-options':
             items.append(arg)
     for item in items:
