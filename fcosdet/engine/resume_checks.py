@@ -6,10 +6,10 @@ an optimizer of another type dies at its first step (``KeyError: 'momentum'`` af
 SGD), and another model (``num_classes``) dies on the first momentum update. These checks name
 what is used and how to start fresh from the weights instead.
 """
+import ast
 import copy
 from collections.abc import Mapping
 
-from mmengine.config import Config
 from torch.optim import Optimizer
 
 from .checkpoint_loading import CheckpointError
@@ -25,18 +25,34 @@ def start_fresh_advice(filename: str) -> str:
             f'load_from={filename} (without --resume)')
 
 
-def _saved_optimizer_type(checkpoint: Mapping) -> str | None:
-    """``optim_wrapper.optimizer.type`` of the config stored in the checkpoint, if any."""
-    text = checkpoint.get('meta', {}).get('cfg')
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        optimizer = Config.fromstring(text, '.py').get('optim_wrapper', {}).get('optimizer', {})
-    except Exception:  # an old or foreign config text: the type is only for the message
-        return None
-    found = optimizer.get('type') if isinstance(optimizer, Mapping) else None
-    return found.rsplit('.', 1)[-1] if isinstance(found, str) else None  # 'torch.optim.SGD'
+def _field(node: ast.AST | None, key: str) -> ast.AST | None:
+    """The value of ``key`` in a ``dict(key=...)`` call or a ``{'key': ...}`` literal."""
+    if isinstance(node, ast.Call):
+        return next((k.value for k in node.keywords if k.arg == key), None)
+    if isinstance(node, ast.Dict):
+        return next((v for k, v in zip(node.keys, node.values)
+                     if isinstance(k, ast.Constant) and k.value == key), None)
+    return None
 
+
+def _saved_optimizer_type(checkpoint: Mapping) -> str | None:
+    """``optim_wrapper.optimizer.type`` of the config text stored in the checkpoint, if any.
+
+    The text is parsed, never run: executing it would run code from the checkpoint.
+    """
+    text = checkpoint.get('meta', {}).get('cfg')
+    try:
+        tree = ast.parse(text) if isinstance(text, str) else None
+    except SyntaxError:  # an old or foreign config text: the type is only for the message
+        return None
+    for statement in tree.body if tree else []:
+        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)
+                and statement.targets[0].id == 'optim_wrapper'):
+            found = _field(_field(statement.value, 'optimizer'), 'type')
+            if isinstance(found, ast.Constant) and isinstance(found.value, str):
+                return found.value.rsplit('.', 1)[-1]  # 'torch.optim.SGD' -> 'SGD'
+    return None
 
 
 def _lacking_keys(optimizer: Optimizer, saved_groups: list) -> list[str]:

@@ -59,7 +59,7 @@ def test_another_optimizer_type_is_one_error(trained, tmp_path):
         f'--cfg-options load_from={ckpt} (without --resume)')
 
 
-def test_type_named_from_the_stored_config():
+def test_type_named_from_the_stored_config(tmp_path):
     sgd = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
     adamw = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=0.1)
     saved = dict(optimizer=adamw.state_dict(),
@@ -68,6 +68,12 @@ def test_type_named_from_the_stored_config():
                        r"AdamW's state, the config asks for SGD \(it lacks 'dampening', "
                        r"'momentum'\)"):
         check_resumed_optimizer(sgd, saved, 'c.pth')
+    # the stored config text is parsed, never run (it comes from the checkpoint)
+    marker = tmp_path / 'ran'
+    saved['meta']['cfg'] = f"import os\nos.system('touch {marker}')\n" + saved['meta']['cfg']
+    with pytest.raises(CheckpointError, match="holds AdamW's state"):
+        check_resumed_optimizer(sgd, saved, 'c.pth')
+    assert not marker.exists()
     same = dict(optimizer=sgd.state_dict(),
                 meta=dict(cfg="optim_wrapper = dict(optimizer=dict(type='torch.optim.SGD'))\n"))
     assert check_resumed_optimizer(sgd, same, 'c.pth') is None
