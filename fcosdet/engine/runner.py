@@ -100,6 +100,10 @@ class DetRunner(Runner):
         """
         checkpoint = read_checkpoint(filename, map_location)
         decode_checkpoint(checkpoint)
+        # mmengine's resume runs meta['config'] as a Python config (to compare gpu_ids): code
+        # from the checkpoint; fcosdet writes the text under meta['cfg'], which nothing runs
+        if isinstance(checkpoint.get('meta'), dict):
+            checkpoint['meta'].pop('config', None)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         # default: partial only when fine-tuning from `load_from`; strict for resume, test, val

@@ -127,3 +127,15 @@ def test_resume_after_a_nan_stop_warns_and_refuses_an_ignored_lr(tmp_path, monke
             'lower the learning rate, change it in the config and start fresh from its '
             f'weights: --cfg-options load_from={ckpt}, without --resume)') in warnings
     assert torch.load(tmp_path / 'iter_5.pth', weights_only=True)['meta']['iter'] == 5
+
+
+def test_resume_never_runs_the_config_text_of_a_checkpoint(trained, tmp_path):
+    """mmengine's resume ran ``meta['config']`` as a Python config (to compare gpu_ids)."""
+    work_dir = Path(shutil.copytree(trained, tmp_path / 'wd'))
+    marker = tmp_path / 'ran'
+    ckpt = torch.load(work_dir / 'iter_2.pth', weights_only=True)
+    ckpt['meta']['config'] = f"x = __import__('os').system('touch {marker}')\n"
+    torch.save(ckpt, work_dir / 'iter_2.pth')
+    toy_runner(work_dir, max_iters=3, resume=True, name='config_text').train()
+    assert not marker.exists()
+    assert torch.load(work_dir / 'iter_3.pth', weights_only=True)['meta']['iter'] == 3
