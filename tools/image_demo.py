@@ -20,7 +20,7 @@ import mmcv
 
 from fcosdet.apis import inference_detector, init_detector
 from fcosdet.deployment import BACKENDS
-from fcosdet.utils.cli import run_cli
+from fcosdet.utils.cli import run_cli, unit_interval
 from fcosdet.utils.slice_cli import add_slice_args, slice_kwargs
 from fcosdet.visualization import DetLocalVisualizer
 
@@ -38,7 +38,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
     parser.add_argument('--allow-partial-load', action='store_true',
                         help='load a checkpoint that does not fit the model partially')
-    parser.add_argument('--score-thr', type=float, default=0.3,
+    parser.add_argument('--score-thr', type=unit_interval('--score-thr'), default=0.3,
                         help='draw predictions with a score above this')
     add_slice_args(parser)
     return parser.parse_args(argv)

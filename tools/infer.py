@@ -20,7 +20,7 @@ from mmengine.config import DictAction
 from fcosdet.apis import DetInferencer
 from fcosdet.apis.det_inferencer import list_images
 from fcosdet.deployment import BACKENDS
-from fcosdet.utils.cli import CLIError, load_config, run_cli
+from fcosdet.utils.cli import CLIError, load_config, run_cli, unit_interval
 from fcosdet.utils.slice_cli import add_slice_args, slice_kwargs
 
 
@@ -38,7 +38,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
     parser.add_argument('--backend', choices=BACKENDS, default='pytorch',
                         help='run the network in PyTorch or in onnxruntime (CPU)')
-    parser.add_argument('--score-thr', '--pred-score-thr', dest='score_thr', type=float,
+    parser.add_argument('--score-thr', '--pred-score-thr', dest='score_thr',
+                        type=unit_interval('--score-thr'),
                         default=0.3, help='draw predictions with a score above this')
     parser.add_argument('--show', action='store_true', help='show each drawing in a window')
     parser.add_argument('--no-save-vis', action='store_true', help='do not save drawings')

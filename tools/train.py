@@ -6,6 +6,7 @@ Settings are taken from the command line first, then the config, then the defaul
 """
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 
 import torch
@@ -22,6 +23,7 @@ from fcosdet.utils.cli import (
     run_cli,
     work_dir_of,
 )
+from fcosdet.utils.work_dir_lock import work_dir_lock
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -101,7 +103,12 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line, build the runner and train."""
     cfg = build_cfg(parse_args(argv))
-    build_runner(cfg).train()
+    # one run per work dir; the processes of a distributed run share it, rank 0 holds the lock
+    rank = os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0'))
+    with work_dir_lock(cfg.work_dir, enabled=rank == '0' and '://' not in cfg.work_dir) as note:
+        if note:
+            print(f'train.py: warning: {note}', file=sys.stderr)
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

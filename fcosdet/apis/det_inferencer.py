@@ -7,7 +7,8 @@ the config's test pipeline (:func:`fcosdet.apis.build_test_pipeline`); the image
 through ``model.test_step`` together. Follows MMDetection's ``DetInferencer`` interface:
 ``DetInferencer(model=CONFIG, weights=CHECKPOINT)(inputs, batch_size=..., out_dir=...)``
 returns ``dict(predictions=[...], visualization=[...])``; with ``out_dir`` the drawings go to
-``out_dir/vis/<image name>`` and the predictions to ``out_dir/preds/<image stem>.json``.
+``out_dir/vis/<image name>`` and the predictions to ``out_dir/preds/<image stem>.json``
+(``<image name>.json`` for images whose stems collide, see :func:`prediction_file_names`).
 """
 import glob
 import json
@@ -79,6 +80,28 @@ def output_names(images: Sequence[ImageInput]) -> list[str]:
                              f'{img}); their outputs would overwrite each other')
         seen[name] = img
     return names
+
+
+def prediction_file_names(names: Sequence[str]) -> list[str]:
+    """JSON file name of each image's predictions: ``<stem>.json`` as in MMDetection, but
+    ``<name>.json`` (``a.png.json``, ``a.jpg.json``) for the images whose stems collide.
+
+    Args:
+        names: The images' output names (:func:`output_names`, unique).
+
+    Raises:
+        ValueError: Two names that still collide (``a.png`` and ``a.png.jpg``).
+    """
+    stems = [osp.splitext(name)[0] for name in names]
+    files = [f'{stem if stems.count(stem) == 1 else name}.json'
+             for stem, name in zip(stems, names)]
+    seen: dict[str, str] = {}
+    for file, name in zip(files, names):
+        if file in seen:
+            raise ValueError(f'the predictions of {seen[file]} and {name} would both be written '
+                             f'to {file}; rename one of them')
+        seen[file] = name
+    return files
 
 
 class DetInferencer(BaseInferencer):
@@ -183,6 +206,7 @@ class DetInferencer(BaseInferencer):
         vis_kwargs, post_kwargs = self._dispatch_kwargs(**kwargs)[2:]
         images = list_images(inputs)
         names = output_names(images)
+        pred_files = prediction_file_names(names)
         if out_dir:
             vis_kwargs.setdefault('img_out_dir', osp.join(out_dir, 'vis'))
             post_kwargs.setdefault('pred_out_dir', osp.join(out_dir, 'preds'))
@@ -196,8 +220,8 @@ class DetInferencer(BaseInferencer):
             batch_images = [images[i] for i in indices]
             batch_names = [names[i] for i in indices]
             vis = self.visualize(batch_images, preds, names=batch_names, **vis_kwargs)
-            out = self.postprocess(preds, vis, return_datasamples, names=batch_names,
-                                   **post_kwargs)
+            out = self.postprocess(preds, vis, return_datasamples,
+                                   pred_files=[pred_files[i] for i in indices], **post_kwargs)
             results['predictions'].extend(out['predictions'])
             results['visualization'].extend(out['visualization'] or [])
         if not results['visualization']:
@@ -246,13 +270,15 @@ class DetInferencer(BaseInferencer):
     def postprocess(self, preds: list[DetDataSample], visualization: list[np.ndarray] | None,
                     return_datasamples: bool = False, print_result: bool = False,
                     pred_out_dir: str = '', no_save_pred: bool = False,
-                    names: Sequence[str] | None = None) -> dict:
-        """Turn the data samples into dicts; write ``<pred_out_dir>/<image stem>.json``."""
+                    pred_files: Sequence[str] | None = None) -> dict:
+        """Turn the data samples into dicts; write ``<pred_out_dir>/<pred_files[i]>``
+        (default ``00000000.json``, ...; see :func:`prediction_file_names`)."""
         dicts = [self.pred2dict(p) for p in preds]
         if pred_out_dir and not no_save_pred:
             Path(pred_out_dir).mkdir(parents=True, exist_ok=True)
-            for pred, name in zip(dicts, names or [f'{i:08d}' for i in range(len(dicts))]):
-                with open(osp.join(pred_out_dir, f'{osp.splitext(name)[0]}.json'), 'w') as f:
+            for pred, file in zip(dicts, pred_files or [f'{i:08d}.json' for i in
+                                                        range(len(dicts))]):
+                with open(osp.join(pred_out_dir, file), 'w') as f:
                     json.dump(pred, f)
         if print_result:
             for pred in dicts:

@@ -162,8 +162,15 @@ def init_ort_detector(config: str | Path | Config, onnx_file: str,
     return init_detector(cfg, onnx_file, backend='onnxruntime')
 
 
+def check_not_empty(img: np.ndarray) -> None:
+    """Reject an image array without pixels (the resize would divide by its zero size)."""
+    if img.size == 0:
+        raise ValueError(f'an image array must have pixels (height and width >= 1), got shape '
+                         f'{tuple(img.shape)}')
+
+
 def check_image_array(img: np.ndarray) -> None:
-    """Reject arrays that are not H×W×3 uint8 BGR or H×W uint8 grayscale.
+    """Reject arrays that are not H×W×3 uint8 BGR or H×W uint8 grayscale, or are empty.
 
     A CHW tensor layout or a [0, 1] float image would otherwise be taken as pixels and give
     meaningless detections.
@@ -171,6 +178,7 @@ def check_image_array(img: np.ndarray) -> None:
     Raises:
         ValueError: Naming the expected layout and the array's shape and dtype.
     """
+    check_not_empty(img)
     layout_ok = img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)
     if img.dtype != np.uint8 or not layout_ok:
         raise ValueError('inference_detector: an image array must be H x W x 3 uint8 BGR (or '
@@ -184,6 +192,7 @@ class _LoadImageFromArray:
     """
 
     def __call__(self, results: dict) -> dict:
+        check_not_empty(results['img'])
         img = to_three_channel_uint8(results['img'])
         results['img'] = img
         results['img_path'] = None

@@ -78,6 +78,37 @@ def _numeric(values: list, dtype: type, what: str, path: str) -> np.ndarray:
         raise
 
 
+def _integers(values: list, what: str, path: str,
+              ann_ids: np.ndarray | None = None) -> np.ndarray:
+    """An id/size column as int64, refusing non-integer numbers (``5.9``) instead of truncating.
+
+    Args:
+        values: The column.
+        what: ``'<section> <key>'``, for messages.
+        path: The file, for messages.
+        ann_ids: int64 [A], to name an annotation by its id (annotation columns only).
+
+    Raises:
+        ValueError: Naming the file, the entry (annotation id) and the value.
+    """
+    try:
+        direct = np.asarray(values)
+    except ValueError:  # ragged: named by _numeric below
+        direct = np.asarray([])
+    if direct.dtype.kind in 'iu' and len(direct) == len(values):  # all ints: nothing to check
+        return direct.astype(np.int64)
+    array = _numeric(values, np.float64, what, path)
+    # whole-number floats (5.0) are fine; the float64 check is exact below 2**53
+    bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
+    if bad.size:
+        index = int(bad[0])
+        entry = (f'annotation id {ann_ids[index]} (annotations[{index}])' if ann_ids is not None
+                 else f'entry {index}')
+        raise ValueError(f'COCO annotation file {path}: {what} of {entry} is '
+                         f'{values[index]!r:.80}, not an integer')
+    return _numeric(values, np.int64, what, path)
+
+
 def _first_unknown(values: np.ndarray, known: np.ndarray) -> int | None:
     """Index of the first value not in ``known``, or None."""
     bad = np.flatnonzero(~np.isin(values, known))
@@ -132,17 +163,18 @@ class CocoAnnotations:
         cat_ids, cat_names = _columns(categories, _CATEGORY_KEYS, 'categories', path)
         ann_img_ids, ann_cat_ids, bboxes = _columns(
             annotations, ('image_id', 'category_id', 'bbox'), 'annotations', path)
+        ann_ids = _annotation_ids(annotations, path)
         parsed = cls(
             path=path,
-            img_ids=_numeric(img_ids, np.int64, 'images id', path),
+            img_ids=_integers(img_ids, 'images id', path),
             file_names=[str(name) for name in file_names],
-            heights=_numeric(heights, np.int64, 'images height', path),
-            widths=_numeric(widths, np.int64, 'images width', path),
-            cat_ids=_numeric(cat_ids, np.int64, 'categories id', path),
+            heights=_integers(heights, 'images height', path),
+            widths=_integers(widths, 'images width', path),
+            cat_ids=_integers(cat_ids, 'categories id', path),
             cat_names=[str(name) for name in cat_names],
-            ann_ids=_annotation_ids(annotations, path),
-            ann_img_ids=_numeric(ann_img_ids, np.int64, 'annotations image_id', path),
-            ann_cat_ids=_numeric(ann_cat_ids, np.int64, 'annotations category_id', path),
+            ann_ids=ann_ids,
+            ann_img_ids=_integers(ann_img_ids, 'annotations image_id', path, ann_ids),
+            ann_cat_ids=_integers(ann_cat_ids, 'annotations category_id', path, ann_ids),
             boxes=_parse_bboxes(bboxes, path),
             crowd=np.asarray([a.get('iscrowd', 0) for a in annotations], dtype=bool),
         )
@@ -242,7 +274,7 @@ def _annotation_ids(annotations: list, path: str) -> np.ndarray:
         raise ValueError(f'COCO annotation file {path}: annotations[{missing[0]}] '
                          f'({annotations[missing[0]]!r:.80}) has no "id" '
                          f'({len(missing)} annotation(s) lack one)')
-    return _numeric([a['id'] for a in annotations], np.int64, 'annotations id', path)
+    return _integers([a['id'] for a in annotations], 'annotations id', path)
 
 
 def _parse_bboxes(bboxes: list, path: str) -> np.ndarray:

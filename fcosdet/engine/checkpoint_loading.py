@@ -115,7 +115,8 @@ def _named(keys: list[str]) -> str:
 
 def load_model_weights(model: nn.Module, checkpoint: Mapping, filename: str,
                        allow_partial: bool = False,
-                       revise_keys: tuple[tuple[str, str], ...] = DEFAULT_REVISE_KEYS) -> None:
+                       revise_keys: tuple[tuple[str, str], ...] = DEFAULT_REVISE_KEYS,
+                       advice: str | None = None) -> None:
     """Load ``checkpoint['state_dict']`` into ``model``, checking shapes and coverage.
 
     Args:
@@ -125,6 +126,8 @@ def load_model_weights(model: nn.Module, checkpoint: Mapping, filename: str,
         allow_partial: Load only the tensors whose name and shape match and warn about the
             rest, instead of raising.
         revise_keys: ``(pattern, replacement)`` pairs applied to the checkpoint's keys.
+        advice: The error's last sentence, what to do (default: use a checkpoint of this
+            config or ``--allow-partial-load``).
 
     Raises:
         CheckpointError: Unless ``allow_partial``: a parameter differs in shape, or the model
@@ -151,8 +154,8 @@ def load_model_weights(model: nn.Module, checkpoint: Mapping, filename: str,
                    f'model {_model_num_classes(model)}')
         message = f'checkpoint {filename} does not fit the model: {"; ".join(problems)} ({classes})'
         if not allow_partial:
-            raise CheckpointError(f'{message}. Use a checkpoint of this config, or allow a '
-                                  'partial load explicitly (--allow-partial-load)')
+            raise CheckpointError(f'{message}. ' + (advice or 'Use a checkpoint of this config, '
+                                  'or allow a partial load explicitly (--allow-partial-load)'))
         print_log(f'{message}; loading only the matching tensors', logger='current',
                   level=logging.WARNING)
     if unexpected:

@@ -19,9 +19,10 @@ from torch import nn
 from fcosdet.registry import RUNNERS
 
 from .checkpoint_codec import decode_checkpoint
-from .checkpoint_files import find_resume_checkpoint, write_durably
+from .checkpoint_files import find_resume_checkpoint, nonfinite_stop_after, write_durably
 from .checkpoint_loading import DEFAULT_REVISE_KEYS, load_model_weights, read_checkpoint
 from .dist import check_file_on_every_rank, decided_on_rank0, dist_backend, init_cpu_dist
+from .resume_checks import check_resumed_optimizer, start_fresh_advice
 
 
 def _pick_resume_checkpoint(work_dir: str, logger: MMLogger) -> str | None:
@@ -95,7 +96,11 @@ class DetRunner(Runner):
         (mismatched or missing tensors skipped with a warning) is allowed in training (e.g.
         fine-tuning from ``load_from`` with another ``num_classes``) and an error in test/val,
         unless ``strict`` or the config key ``allow_partial_load`` says otherwise
-        (``tools/test.py --allow-partial-load`` sets it).
+        (``tools/test.py --allow-partial-load`` sets it). When resuming, the model must fit
+        exactly and the config's optimizer is compared with the checkpoint's
+        (:mod:`fcosdet.engine.resume_checks`: a one-line warning for a changed lr, an error
+        for another optimizer type), since mmengine would restore the old values silently or
+        fail at the first step.
 
         Args:
             filename: Checkpoint file or URI.
@@ -109,13 +114,27 @@ class DetRunner(Runner):
         """
         checkpoint = read_checkpoint(filename, map_location)
         decode_checkpoint(checkpoint)
+        # mmengine's resume runs meta['config'] as a Python config (to compare gpu_ids): code
+        # from the checkpoint; fcosdet writes the text under meta['cfg'], which nothing runs
+        if isinstance(checkpoint.get('meta'), dict):
+            checkpoint['meta'].pop('config', None)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
-        # default: partial only when training (fine-tuning from `load_from`), strict for test/val
+        # default: partial only when fine-tuning from `load_from`; strict for resume, test, val
         training = isinstance(self._train_loop, BaseLoop)
-        allow_partial = not strict and self.cfg.get('allow_partial_load', training)
+        resuming = training and self._resume
+        allow_partial = not strict and self.cfg.get('allow_partial_load',
+                                                    training and not resuming)
         load_model_weights(model, checkpoint, filename, allow_partial,
-                           tuple(revise_keys or DEFAULT_REVISE_KEYS))
+                           tuple(revise_keys or DEFAULT_REVISE_KEYS),
+                           advice=f'Resuming needs the model it was saved from; '
+                           f'{start_fresh_advice(filename)}' if resuming else None)
+        if resuming:
+            warning = check_resumed_optimizer(
+                getattr(self.optim_wrapper, 'optimizer', None), checkpoint, filename,
+                nonfinite_stop_after(self.work_dir, filename))
+            if warning:
+                self.logger.warning(warning)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint

@@ -1,5 +1,6 @@
 """Shared pieces of the command-line tools (``tools/train.py``, ``tools/test.py``, ...)."""
 import argparse
+import math
 import os
 import os.path as osp
 import sys
@@ -40,6 +41,25 @@ def load_config(path: str, cfg_options: Mapping[str, object] | None = None) -> C
         return config_utils.load_config(path, cfg_options)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as err:
         raise CLIError(err.args[0]) from err
+
+
+def unit_interval(flag: str) -> Callable[[str], float]:
+    """An argparse ``type`` for a score threshold: a number in [0, 1] (not NaN).
+
+    A bad value raises :class:`CLIError` (one line naming the flag and the value), which
+    argparse lets through instead of printing its usage.
+    """
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= 1:  # also NaN and words
+            raise CLIError(f'{flag} must be a number in [0, 1], got {text}')
+        return value
+
+    parse.__name__ = flag  # argparse names the type in its own messages
+    return parse
 
 
 def check_checkpoint(path: str) -> None:
@@ -96,6 +116,25 @@ def _config_of_argv(argv: Sequence[str]) -> Config | None:
         return None
 
 
+def check_cfg_options_argv(argv: Sequence[str]) -> None:
+    """Raise :class:`CLIError` for a ``--cfg-options`` item without ``=``.
+
+    mmengine's ``DictAction`` fails on it with ``not enough values to unpack``, naming nothing.
+    """
+    items: list[str] = []
+    collecting = False
+    for arg in argv:
+        if arg.startswith('--cfg-options='):
+            items.append(arg.split('=', 1)[1])
+        collecting = arg == '--cfg-options' or (collecting and not arg.startswith('-'))
+        if collecting and arg != '--cfg-options':
+            items.append(arg)
+    for item in items:
+        if '=' not in item:
+            raise CLIError(f"--cfg-options: '{item}' is not key=value (e.g. "
+                           'train_cfg.max_epochs=12)')
+
+
 def run_cli(main: Callable[[Sequence[str] | None], None],
             expected: tuple[type[BaseException], ...] = ()) -> None:
     """Run a tool's ``main``; any error becomes one line on stderr and exit status 1.
@@ -114,6 +153,7 @@ def run_cli(main: Callable[[Sequence[str] | None], None],
     if '--debug' in sys.argv[1:]:
         sys.argv.remove('--debug')
     try:
+        check_cfg_options_argv(sys.argv[1:])
         main(None)
     except Exception as err:
         if debug:

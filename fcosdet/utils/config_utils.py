@@ -31,13 +31,28 @@ def _child(node: object, part: str) -> tuple[bool, object]:
     return (False, None)
 
 
+def _check_value_type(cfg: Config, key: str, parent: object, value: object) -> None:
+    """Reject a word where the config has a number or a bool (``max_epochs=two``).
+
+    ``DictAction`` already turned ``12``, ``0.5`` and ``True`` into numbers and bools, so a
+    string left where the config holds one is a typo that would fail much later without the key.
+    """
+    _, current = _child(parent, key.split('.')[-1])
+    if not isinstance(value, str) or not isinstance(current, (bool, int, float)):
+        return
+    kind = 'True or False' if isinstance(current, bool) else 'a number'
+    raise ValueError(f'--cfg-options {key}={value}: the config {cfg.filename} has {kind} there '
+                     f'({current!r}), not {value!r}')
+
+
 def check_cfg_options(cfg: Config, options: Mapping[str, object]) -> None:
     """Reject ``--cfg-options`` keys that do not fit the config.
 
     The rule: a top-level key must exist in the config or be a Runner argument
     (e.g. ``randomness``); below the top level, every parent of the key must exist (a dict, or a
     list indexed by a number), while the last part may be new, so that a component can be given
-    an argument its config leaves at the default (``model.backbone.frozen_stages=2``).
+    an argument its config leaves at the default (``model.backbone.frozen_stages=2``). A word
+    where the config holds a number or a bool is an error too (``train_cfg.max_epochs=two``).
 
     Args:
         cfg: The loaded config.
@@ -45,6 +60,7 @@ def check_cfg_options(cfg: Config, options: Mapping[str, object]) -> None:
 
     Raises:
         KeyError: Naming the offending key and the first missing part of its path.
+        ValueError: Naming the key whose value is a word where the config has a number.
     """
     for key in options:
         parts = key.split('.')
@@ -60,6 +76,7 @@ def check_cfg_options(cfg: Config, options: Mapping[str, object]) -> None:
         if not isinstance(node, (Mapping, list, tuple)):
             raise KeyError(f'--cfg-options key "{key}": "{".".join(parts[:-1])}" is a '
                            f'{type(node).__name__}, not a dict or list')
+        _check_value_type(cfg, key, node, options[key])
 
 
 def load_config(config: str | os.PathLike | Config,

@@ -1,12 +1,15 @@
 """One-line messages for the errors the command-line tools report.
 
 An unknown registry type (``ResNett``) or an unexpected keyword argument (``num_clases``) is
-reported with the config key that holds it and the closest registered name or argument; every
-other error by its message, squashed to one line.
+reported with the config key that holds it and the closest registered name or argument; a
+DataLoader worker that died (whatever error it surfaced as) as such; every other error by its
+message, squashed to one line and shortened.
 """
 import difflib
 import inspect
+import os
 import re
+import traceback
 from collections.abc import Iterator, Mapping
 
 from mmengine.config import Config
@@ -16,6 +19,10 @@ from fcosdet import registry as fcosdet_registry
 
 _NOT_REGISTERED = re.compile(r'^(\S+) is not in the (?:(\w+)::)?(\S+) registry')
 _UNEXPECTED_KW = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
+_WORKER_DIED = re.compile(r'DataLoader worker \(pid')
+_DATA_LOADING = (os.path.join('', 'torch', 'utils', 'data', ''),
+                 os.path.join('', 'multiprocessing', ''))
+_MAX_CHARS = 600  # a config printed into a message is thousands of characters
 
 
 def _registries() -> list[Registry]:
@@ -89,6 +96,47 @@ def _unexpected_keyword(match: re.Match, cfg: Config | None) -> str:
     return f"{prefix}{class_name} has no argument '{key}'{_suggest(key, params)}"
 
 
+def _chain(err: BaseException) -> Iterator[BaseException]:
+    """``err`` and the exceptions it was raised from or during, innermost last."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def _from_data_loading(err: BaseException) -> bool:
+    """Whether ``err`` was raised in torch's DataLoader or multiprocessing code."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return any(part in frame.filename for frame in frames for part in _DATA_LOADING)
+
+
+def _worker_death(err: BaseException) -> str | None:
+    """A line for a DataLoader worker that died, found anywhere in ``err``'s chain.
+
+    torch's SIGCHLD handler raises in whatever the main process runs at that moment (e.g.
+    mmengine formatting the config, which then reports the whole config as a syntax error), and
+    a worker killed while sending a batch surfaces as ``Connection reset by peer``.
+    """
+    for link in _chain(err):
+        text = ' '.join(str(link).split())
+        died = isinstance(link, RuntimeError) and _WORKER_DIED.search(text)
+        broken = (isinstance(link, (ConnectionError, EOFError)) and _from_data_loading(link))
+        if died or broken:
+            detail = text if died else f'{type(link).__name__}: {text}'
+            return (f'a DataLoader worker process died ({detail[:200]}); it was killed (out of '
+                    'memory?) or crashed: lower the dataloader\'s num_workers or batch_size; '
+                    'training continues from its last checkpoint with --resume')
+    return None
+
+
+def _shorten(text: str) -> str:
+    """``text``, cut at :data:`_MAX_CHARS` characters."""
+    if len(text) <= _MAX_CHARS:
+        return text
+    return f'{text[:_MAX_CHARS]} ... ({len(text)} characters; --debug shows all)'
+
+
 def error_message(err: BaseException, cfg: Config | None = None) -> str:
     """One line describing ``err`` for a user.
 
@@ -99,8 +147,11 @@ def error_message(err: BaseException, cfg: Config | None = None) -> str:
     Returns:
         The message, without line breaks.
     """
+    worker = _worker_death(err)
+    if worker:
+        return worker
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    text = ' '.join(text.split())
+    text = _shorten(' '.join(text.split()))
     for pattern, describe in ((_NOT_REGISTERED, _unknown_type),
                               (_UNEXPECTED_KW, _unexpected_keyword)):
         match = pattern.search(text)

@@ -1,4 +1,6 @@
+import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +9,12 @@ from coco_fixture_data import coco_dict
 
 from fcosdet.datasets import CocoDataset
 from fcosdet.registry import DATASETS
+from fcosdet.utils.cli import CLIError
+
+_TOOL = Path(__file__).resolve().parents[2] / 'tools' / 'misc' / 'check_dataset.py'
+_spec = importlib.util.spec_from_file_location('check_dataset', _TOOL)
+CHECK_DATASET = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(CHECK_DATASET)
 
 TRAIN_PIPELINE = [
     dict(type='LoadImageFromFile'),
@@ -102,12 +110,42 @@ def _bad(content_fn):
     (_bad(lambda c: c['images'][2].pop('width')), ValueError,
      r"images\[2\] .* lacks key\(s\) \['width'\]"),
     (_bad(lambda c: c['images'].append(dict(c['images'][0]))), ValueError, 'duplicate image id 10'),
+    # 3.9 was truncated to 3 (cat) silently
+    (_bad(lambda c: c['annotations'][5].update(category_id=3.9)), ValueError,
+     r'annotations category_id of annotation id 6 \(annotations\[5\]\) is 3.9, not an integer'),
+    (_bad(lambda c: c['annotations'][3].update(image_id=float('nan'))), ValueError,
+     r'annotations image_id of annotation id 4 \(annotations\[3\]\) is nan, not an integer'),
+    (_bad(lambda c: c['categories'][1].update(id=7.5)), ValueError,
+     r'categories id of entry 1 is 7.5, not an integer'),
 ])
 def test_bad_annotation_file_names_file_and_entry(make_coco, content, error, message):
     root = make_coco(content, with_images=False)
     with pytest.raises(error, match=message) as info:
         DATASETS.build(dict(type='CocoDataset', ann_file=str(root / 'annotations/instances.json')))
     assert 'instances.json' in str(info.value)
+
+
+def test_whole_number_float_ids_are_integers(make_coco):
+    content = coco_dict()
+    content['annotations'][5].update(category_id=7.0, image_id=20.0)  # cat -> dog
+    ds = build(make_coco(content))
+    assert ds.get_data_info(1)['instances'] == [
+        dict(bbox=[4.0, 10.0, 12.0, 40.0], bbox_label=2, ignore_flag=0)]
+
+
+def test_check_dataset_reports_float_category_id(make_coco, capsys):
+    content = coco_dict()
+    content['annotations'][5].update(category_id=3.9)
+    root = make_coco(content, with_images=False)
+    config = root / 'config.py'
+    config.write_text(f"val_dataloader = dict(dataset=dict(type='CocoDataset', data_root='{root}', "
+                      "ann_file='annotations/instances.json', data_prefix=dict(img='images/')))\n")
+    with pytest.raises(CLIError, match='1 problem'):
+        CHECK_DATASET.main([str(config), '--splits', 'val'])
+    assert capsys.readouterr().out.splitlines() == [
+        f'val: COCO annotation file {root}/annotations/instances.json: annotations category_id '
+        'of annotation id 6 (annotations[5]) is 3.9, not an integer',
+        'val: 0 image(s) checked, 1 problem(s)']
 
 
 def test_missing_annotation_file(tmp_path):

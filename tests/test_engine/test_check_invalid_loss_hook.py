@@ -15,7 +15,8 @@ from fcosdet.registry import HOOKS
 def _runner(iteration: int, epoch: int, work_dir: str = '/nonexistent') -> SimpleNamespace:
     hub = MessageHub.get_instance('invalid_loss_test')
     hub.update_info('last_ckpt', '/work/epoch_2.pth')  # saved, maybe not confirmed: not named
-    return SimpleNamespace(iter=iteration, epoch=epoch, message_hub=hub, work_dir=work_dir)
+    return SimpleNamespace(iter=iteration, epoch=epoch, message_hub=hub, work_dir=work_dir,
+                           hooks=[], rank=0)
 
 
 def test_non_finite_terms_picks_only_bad_losses():
@@ -32,6 +33,7 @@ def test_non_finite_terms_picks_only_bad_losses():
 def test_hook_raises_naming_iteration_and_terms(tmp_path):
     hook = CheckInvalidLossHook()
     (tmp_path / 'last_checkpoint').write_text('epoch_1.pth')  # the last confirmed checkpoint
+    torch.save(dict(state_dict={}), tmp_path / 'epoch_1.pth')  # it loads: --resume picks it
     runner = _runner(iteration=6, epoch=1, work_dir=str(tmp_path))
     hook.after_train_iter(runner, 0, outputs={'loss': torch.tensor(2.0)})  # finite: no error
     with pytest.raises(NonFiniteLossError) as err:

@@ -23,8 +23,10 @@ class ToyModel(BaseModel):
 
 def toy_runner(work_dir: Path, max_iters: int = 4, max_keep_ckpts: int = 1,
                custom_hooks: list | None = None, name: str = 'toy', resume: bool = False,
+               optimizer: dict | None = None, load_from: str | None = None,
                **hook_args) -> DetRunner:
-    """An iteration-based DetRunner saving every iteration with fcosdet's CheckpointHook."""
+    """An iteration-based DetRunner saving every iteration with fcosdet's CheckpointHook
+    (``optimizer`` default: SGD, lr 0.01, momentum 0.9)."""
     data = [dict(inputs=torch.full((2,), float(i))) for i in range(4)]
     loader = dict(dataset=data, batch_size=2, collate_fn=default_collate,
                   sampler=dict(type='DefaultSampler', shuffle=False))
@@ -32,8 +34,8 @@ def toy_runner(work_dir: Path, max_iters: int = 4, max_keep_ckpts: int = 1,
         model=ToyModel(), work_dir=str(work_dir), default_scope='fcosdet',
         experiment_name=f'{name}_{work_dir.name}', train_dataloader=loader,
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
-        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        optim_wrapper=dict(optimizer=optimizer or dict(type='SGD', lr=0.01, momentum=0.9)),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1,
                                            max_keep_ckpts=max_keep_ckpts, **hook_args),
                            logger=dict(type='LoggerHook', interval=100)),
-        custom_hooks=custom_hooks, resume=resume, log_level='WARNING')
+        custom_hooks=custom_hooks, resume=resume, load_from=load_from, log_level='WARNING')

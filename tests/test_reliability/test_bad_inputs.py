@@ -144,3 +144,17 @@ def test_check_dataset_tool_finds_missing_and_resized_images(tiny_config, tiny_d
         'test: same dataset as val']
     assert result.stderr.strip() == (f'check_dataset.py: error: 2 problem(s) in the datasets '
                                      f'of {config}')
+
+
+def test_val_set_without_annotations_is_an_error_before_training(tmp_path):
+    """Was: every score 0.0 and a "best" checkpoint saved on it. The evaluator is built when
+    training starts (mmengine builds the val loop first), so this stops before iteration 1."""
+    from fcosdet.evaluation import CocoMetric
+    unlabelled = _write(tmp_path, annotations=[])
+    with pytest.raises(ValueError) as err:
+        CocoMetric(ann_file=str(unlabelled))
+    assert str(err.value) == (
+        f'CocoMetric: the ground truth {unlabelled} has no annotations, so there is nothing to '
+        'score (a test set without labels? set format_only=True and outfile_prefix to only '
+        'write the detections)')
+    CocoMetric(ann_file=str(unlabelled), format_only=True, outfile_prefix=str(tmp_path / 'r'))

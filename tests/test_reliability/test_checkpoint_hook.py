@@ -6,7 +6,13 @@ import pytest
 import torch
 from mmengine.hooks import Hook
 
+from fcosdet.engine.checkpoint_files import (
+    find_resume_checkpoint,
+    mark_unconfirmed,
+    unconfirmed_reason,
+)
 from fcosdet.engine.hooks import CheckpointHook, NonFiniteCheckpointError
+from fcosdet.engine.hooks.check_invalid_loss_hook import NonFiniteLossError
 from fcosdet.registry import HOOKS
 
 from ._toy import toy_runner
@@ -88,7 +94,11 @@ def test_non_finite_state_is_never_written(tmp_path, target, name, value):
     assert f'non-finite values in {name} at epoch 1, iteration 3: iter_3.pth was not written' \
         in message
     # iteration 3 (finite loss, computed before the poke) confirmed iter_2
-    assert f'last good checkpoint: {tmp_path / "iter_2.pth"}.' in message
+    assert message.endswith(
+        f'last good checkpoint (what --resume picks): {tmp_path / "iter_2.pth"}. Try a lower '
+        'learning rate or a longer warm-up: --resume keeps the learning rate stored in the '
+        f'checkpoint, so start from its weights instead (--cfg-options load_from='
+        f'{tmp_path / "iter_2.pth"}, without --resume).')
     assert _files(tmp_path) == ['iter_2.pth'] and _pointer(tmp_path) == 'iter_2.pth'
 
 
@@ -115,3 +125,44 @@ def test_best_checkpoint_replaced_only_after_the_new_one_is_saved(tmp_path, monk
     runner.message_hub.update_info('best_score', 0.5)
     hook._save_best_checkpoint(runner, {'acc': 0.7})
     assert not first.exists() and (tmp_path / 'best_acc_iter_2.pth').is_file()
+
+
+def test_nan_stop_and_resume_agree_and_skip_the_unconfirmed_checkpoint(tmp_path):
+    """lr 1e30: iteration 1 gives weights ~1e30 (finite, saved as iter_1.pth, unconfirmed),
+    iteration 2 an infinite loss. Before: the message said "none" and --resume picked
+    iter_1.pth, so even a lower lr went straight back into the infinite loss."""
+    explode = dict(type='SGD', lr=1e30)
+    torch.manual_seed(0)  # the toy's initial weights: gradients of order 1e-2
+    runner = toy_runner(tmp_path, max_iters=4, optimizer=explode, name='explode',
+                        custom_hooks=[dict(type='CheckInvalidLossHook')])
+    with pytest.raises(NonFiniteLossError) as err:
+        runner.train()
+    assert str(err.value) == (
+        'non-finite loss at iteration 2 (epoch 1): loss=inf. Training stopped; last good '
+        'checkpoint (what --resume picks): none (iter_1.pth, saved just before, is not '
+        'confirmed and --resume skips it), so --resume starts from scratch. Try a lower '
+        'learning rate or a longer warm-up.')
+    assert _files(tmp_path) == ['iter_1.pth'] and _pointer(tmp_path) is None
+    assert torch.load(tmp_path / 'iter_1.pth', weights_only=True)['state_dict'][
+        'fc.weight'].abs().max() > 1e25
+    assert find_resume_checkpoint(str(tmp_path)) == (None, [
+        f'{tmp_path / "iter_1.pth"}: saved just before the non-finite loss at iteration 2 '
+        '(epoch 1)'])
+    # the advice followed: a lower lr with --resume trains from scratch to the end
+    resumed = toy_runner(tmp_path, max_iters=4, resume=True, name='lower_lr',
+                         custom_hooks=[dict(type='CheckInvalidLossHook')])
+    resumed.train()
+    final = torch.load(tmp_path / 'iter_4.pth', weights_only=True)
+    assert final['meta']['iter'] == 4
+    assert final['state_dict']['fc.weight'].abs().max() < 10
+    assert find_resume_checkpoint(str(tmp_path)) == (str(tmp_path / 'iter_4.pth'), [])
+
+
+def test_a_checkpoint_saved_again_is_no_longer_skipped(tmp_path):
+    ckpt = tmp_path / 'iter_1.pth'
+    torch.save(dict(state_dict={}), ckpt)
+    mark_unconfirmed(str(tmp_path), str(ckpt), 'saved just before a NaN')
+    assert unconfirmed_reason(str(tmp_path), str(ckpt)) == f'{ckpt}: saved just before a NaN'
+    os.utime(ckpt, ns=(1, 1))  # rewritten by a later run
+    assert unconfirmed_reason(str(tmp_path), str(ckpt)) == ''
+    assert find_resume_checkpoint(str(tmp_path)) == (str(ckpt), [])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fcosdet.apis import inference_detector, init_detector
+from fcosdet.apis import DetInferencer, inference_detector, init_detector
 from fcosdet.engine.checkpoint_loading import CheckpointError, read_checkpoint
 
 from ._faults import REPO
@@ -143,6 +143,20 @@ def test_inference_detector_rejects_other_layouts(tiny_config, shape, dtype):
     assert str(err.value) == ('inference_detector: an image array must be H x W x 3 uint8 BGR '
                               f'(or H x W uint8 grayscale), got shape {shape} '
                               f'{np.dtype(dtype).name}')
+
+
+@pytest.mark.parametrize('shape', [(0, 0, 3), (0, 7, 3), (7, 0)])
+def test_empty_image_array_is_one_error(tiny_config, shape):
+    """Was: ZeroDivisionError in the resize."""
+    model = init_detector(tiny_config)
+    message = f'an image array must have pixels (height and width >= 1), got shape {shape}'
+    with pytest.raises(ValueError) as err:
+        inference_detector(model, np.zeros(shape, np.uint8))
+    assert str(err.value) == message
+    inferencer = DetInferencer(tiny_config, device='cpu', show_progress=False)
+    with pytest.raises(ValueError) as err:
+        inferencer(np.zeros(shape, np.float32))
+    assert str(err.value) == message
 
 
 def test_inference_detector_gray_equals_replicated_bgr(tiny_config):

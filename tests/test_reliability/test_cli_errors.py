@@ -1,8 +1,13 @@
 """Every tool error is one line naming the file/key/value; ``--debug`` shows the traceback."""
+import importlib.util
+import os
+import re
+import signal
 import subprocess
 import sys
 
 import pytest
+import torch
 from mmengine import DefaultScope
 from mmengine.config import Config
 
@@ -82,3 +87,82 @@ def test_train_tool_prints_one_line_for_an_unknown_type(tiny_config):
         f"train.py: error: {tiny_config}: model.backbone.type='ResNett' is not a registered "
         "model type (did you mean 'ResNet'?)")
     assert 'Traceback' not in result.stderr
+
+
+def _train_error(tiny_config, capsys, monkeypatch, *args: str) -> str:
+    """The stderr of tools/train.py (in process, through run_cli) with ``args``."""
+    spec = importlib.util.spec_from_file_location('train_tool', REPO / 'tools' / 'train.py')
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    monkeypatch.setattr(sys, 'argv', ['train.py', tiny_config, *args])
+    monkeypatch.delenv('FCOSDET_DEBUG', raising=False)
+    with pytest.raises(SystemExit) as code:
+        run_cli(train.main)
+    assert code.value.code == 1
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize('args, message', [
+    # was: not enough values to unpack (expected 2, got 1)
+    (['--cfg-options', 'train_cfg.max_epochs'],
+     "--cfg-options: 'train_cfg.max_epochs' is not key=value (e.g. train_cfg.max_epochs=12)"),
+    (['--cfg-options', 'randomness.seed=1', 'train_cfg.max_epochs'],
+     "--cfg-options: 'train_cfg.max_epochs' is not key=value (e.g. train_cfg.max_epochs=12)"),
+    # was: invalid literal for int() with base 10: 'two' (at the start of training)
+    (['--cfg-options', 'train_cfg.max_epochs=two'],
+     '--cfg-options train_cfg.max_epochs=two: the config {cfg} has a number there ({epochs}), '
+     "not 'two'"),
+])
+def test_cfg_options_typos_name_the_key(tiny_config, cfg, capsys, monkeypatch, args, message):
+    err = _train_error(tiny_config, capsys, monkeypatch, *args)
+    expected = message.format(cfg=tiny_config, epochs=cfg.train_cfg.max_epochs)
+    assert err == f'train.py: error: {expected}\n'
+
+
+class _DiesAtOne(torch.utils.data.Dataset):
+    """A dataset whose worker is killed (as by the OOM killer) when it loads item 1."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> int:
+        if index == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return index
+
+
+WORKER_LINE = ('a DataLoader worker process died ({}); it was killed (out of memory?) or '
+               "crashed: lower the dataloader's num_workers or batch_size; training continues "
+               'from its last checkpoint with --resume')
+
+
+def test_killed_dataloader_worker_is_named_whatever_it_surfaced_as():
+    with pytest.raises(RuntimeError) as err:
+        list(torch.utils.data.DataLoader(_DiesAtOne(), num_workers=1))
+    message = error_message(err.value)
+    pid = re.search(r'pid\(s\) (\d+)', str(err.value)).group(1)
+    assert message == WORKER_LINE.format(f'DataLoader worker (pid(s) {pid}) exited unexpectedly')
+    # torch's SIGCHLD handler raised inside mmengine's config formatting, which reported the
+    # whole config (6,388 characters) as a syntax error
+    with pytest.raises(SyntaxError) as err:
+        try:
+            raise RuntimeError('DataLoader worker (pid 4242) is killed by signal: Killed. ')
+        except RuntimeError:
+            raise SyntaxError('Failed to format the config file, please check the syntax of: '
+                              '\n' + 'x = 1\n' * 1000)  # noqa: B904 (mmengine's way)
+    assert error_message(err.value) == WORKER_LINE.format(
+        'DataLoader worker (pid 4242) is killed by signal: Killed.')
+    # a worker killed while sending a batch: a connection error raised in multiprocessing code
+    namespace: dict = {}
+    exec(compile('def recv():\n    raise ConnectionResetError(104, "Connection reset by peer")',
+                 os.path.join(os.sep, 'lib', 'multiprocessing', 'connection.py'), 'exec'),
+         namespace)
+    with pytest.raises(ConnectionResetError) as err:
+        namespace['recv']()
+    assert error_message(err.value) == WORKER_LINE.format(
+        'ConnectionResetError: [Errno 104] Connection reset by peer')
+
+
+def test_long_messages_are_shortened():
+    message = error_message(ValueError('bad ' + 'y' * 5000))
+    assert message == f'bad {"y" * 596} ... (5004 characters; --debug shows all)'

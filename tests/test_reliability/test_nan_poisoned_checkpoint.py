@@ -19,9 +19,12 @@ def test_nan_after_poisoned_save_names_and_resumes_the_confirmed_checkpoint(tiny
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith('train.py: error: non-finite loss at iteration 4 (epoch 1): ')
-    assert last_line.endswith(f'last good checkpoint (what --resume picks): '
-                              f'{work_dir / "iter_2.pth"}. Try a lower learning rate or a '
-                              'longer warm-up.')
+    assert last_line.endswith(
+        f'last good checkpoint (what --resume picks): {work_dir / "iter_2.pth"} (iter_3.pth, '
+        'saved just before, is not confirmed and --resume skips it). Try a lower learning '
+        'rate or a longer warm-up: --resume keeps the learning rate stored in the checkpoint, '
+        f'so start from its weights instead (--cfg-options load_from={work_dir / "iter_2.pth"}'
+        ', without --resume).')
     poisoned = torch.load(work_dir / 'iter_3.pth', weights_only=True)['state_dict']
     assert all(v.isfinite().all() for v in poisoned.values())  # finite: saved, unconfirmed
     assert poisoned['neck.fpn_convs.0.conv.weight'].abs().max() > 1e15

@@ -103,6 +103,35 @@ def test_publish_model_drops_training_state_and_names_by_hash(tmp_path, capsys):
         publish.main([str(tmp_path / 'nothing.pth'), str(tmp_path / 'o.pth')])
 
 
+def test_publish_model_never_removes_a_file_it_did_not_create(tmp_path, capsys):
+    publish = load_tool('model_converters/publish_model.py')
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2)), optimizer=dict(state={})), ckpt)
+    original = ckpt.read_bytes()
+    with pytest.raises(ValueError, match=f'out_file {ckpt} is the input checkpoint'):
+        publish.main([str(ckpt), str(ckpt)])
+    assert ckpt.read_bytes() == original and sorted(tmp_path.iterdir()) == [ckpt]
+
+    unrelated = tmp_path / 'notes.pth'  # an existing file named as the output stays as it was
+    unrelated.write_bytes(b'my notes')
+    publish.main([str(ckpt), str(unrelated)])
+    assert unrelated.read_bytes() == b'my notes'
+    (published,) = tmp_path.glob('notes-*.pth')
+    assert torch.load(published, weights_only=True)['state_dict']['w'].tolist() == [1.0, 1.0]
+
+    with pytest.raises(FileExistsError, match=f'{published} exists already; .* --overwrite'):
+        publish.main([str(ckpt), str(unrelated)])
+    published.write_bytes(b'stale')
+    publish.main([str(ckpt), str(unrelated), '--overwrite'])
+    assert torch.load(published, weights_only=True)['state_dict']['w'].tolist() == [1.0, 1.0]
+    # the published file published again under its own name would replace itself: refused
+    with pytest.raises(ValueError, match=f'would replace the input checkpoint {published}'):
+        publish.main([str(published), str(unrelated), '--overwrite'])
+    assert ckpt.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ['epoch_1.pth', 'notes.pth', published.name])  # no temporary file left behind
+
+
 def test_get_flops_counts(tiny_config, capsys):
     get_flops = load_tool('analysis_tools/get_flops.py')
     conv = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU())

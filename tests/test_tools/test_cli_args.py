@@ -140,3 +140,21 @@ def test_test_flags_reach_the_config(tiny_config, tmp_path):
     assert hook.test_out_dir == 'vis'
     assert [m['type'] for m in cfg.test_evaluator] == ['CocoMetric', 'DumpDetResults']
     assert cfg.test_evaluator[1]['out_file_path'] == str(tmp_path / 'p.pkl')
+
+
+INFER = _load_tool('tools/infer.py')
+IMAGE_DEMO = _load_tool('tools/image_demo.py')
+
+
+@pytest.mark.parametrize('value', ['1.5', '-0.5', 'nan', 'high'])
+@pytest.mark.parametrize('tool', [INFER, IMAGE_DEMO])
+def test_score_thr_outside_0_1_is_one_line(tool, value, capsys, monkeypatch):
+    """Was: 1.5, -0.5 and nan accepted (nothing drawn, or everything)."""
+    err = _one_line_error(tool, ['img.png', 'cfg.py', 'ckpt.pth', '--score-thr', value],
+                          capsys, monkeypatch)
+    assert err == f'tool.py: error: --score-thr must be a number in [0, 1], got {value}'
+
+
+def test_score_thr_in_range_is_parsed():
+    assert INFER.parse_args(['i', 'c', 'k', '--pred-score-thr', '1']).score_thr == 1.0
+    assert IMAGE_DEMO.parse_args(['i', 'c', 'k', '--score-thr', '0']).score_thr == 0.0

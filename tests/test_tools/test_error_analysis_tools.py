@@ -171,3 +171,31 @@ def test_bad_inputs(setup, tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f'analyze_results.py: error: prediction file not found: {tmp_path / "none.pkl"}']
+
+
+class _RunsCode:
+    """Unpickles as ``os.system(command)``."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize('tool', ['eval_metric', 'analyze_results', 'confusion_matrix'])
+def test_results_pickle_that_runs_code_is_refused(setup, tmp_path, tool):
+    """A results file whose unpickling would create a file: refused in one line, no file."""
+    marker = tmp_path / 'created_by_pickle'
+    results = mmengine.load(setup['pkl'])
+    results[0]['pred_instances']['scores'] = _RunsCode(f'touch {marker}')
+    mmengine.dump(results, tmp_path / 'evil.pkl')
+    extra = [] if tool == 'eval_metric' else [str(tmp_path / 'out')]
+    with pytest.raises(CLIError) as info:
+        load_tool(tool).main([setup['config'], str(tmp_path / 'evil.pkl'), *extra])
+    assert not marker.exists()
+    message = str(info.value)
+    assert '\n' not in message
+    assert message.startswith(f'{tmp_path / "evil.pkl"}: cannot read this results pickle')
+    assert "'posix.system'" in message or "'nt.system'" in message

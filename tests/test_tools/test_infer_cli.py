@@ -6,7 +6,8 @@ import mmcv
 import numpy as np
 import pytest
 
-from fcosdet.apis import init_detector
+from fcosdet.apis import DetInferencer, init_detector
+from fcosdet.apis.det_inferencer import prediction_file_names
 from fcosdet.deployment import export_onnx
 
 from .test_analysis_tools import load_tool
@@ -60,3 +61,28 @@ def test_out_file_and_bad_flags(tiny_config, tiny_data_root, tiny_checkpoint, tm
             ([str(img), str(tmp_path / 'no.py'), ckpt], 'no.py')]:
         with pytest.raises(infer.CLIError, match=message):
             infer.main(argv)
+
+
+def test_predictions_of_same_stem_images_do_not_overwrite(tiny_config, tiny_data_root,
+                                                          tiny_checkpoint, tmp_path):
+    """``a.png`` and ``a.jpg`` in one folder: two JSON files, each with its image's detections."""
+    src = sorted((Path(tiny_data_root) / 'val').glob('*.png'))
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    (folder / 'a.png').write_bytes(src[0].read_bytes())
+    mmcv.imwrite(mmcv.imread(str(src[1])), str(folder / 'a.jpg'))
+    (folder / 'b.png').write_bytes(src[2].read_bytes())
+    assert prediction_file_names(['a.png', 'a.jpg', 'b.png']) == ['a.png.json', 'a.jpg.json',
+                                                                   'b.json']
+    inferencer = DetInferencer(tiny_config, str(tiny_checkpoint), device='cpu',
+                               show_progress=False)
+    result = inferencer(str(folder), batch_size=2, out_dir=str(tmp_path / 'out'))
+    preds = _preds(tmp_path / 'out' / 'preds')
+    assert sorted(preds) == ['a.jpg', 'a.png', 'b']  # file stems: a.jpg.json, a.png.json, b.json
+    # list_images sorts: a.jpg, a.png, b.png
+    for stem, pred in zip(['a.jpg', 'a.png', 'b'], result['predictions']):
+        assert preds[stem] == pred
+    assert preds['a.jpg']['scores'] != preds['a.png']['scores']  # different images
+    (folder / 'a.png.jpg').write_bytes(src[3].read_bytes())
+    with pytest.raises(ValueError, match='predictions of .* would both be written to a.png.json'):
+        inferencer(str(folder), out_dir=str(tmp_path / 'out2'))

@@ -28,7 +28,13 @@ from fcosdet.evaluation.functional import (
     results_with_gt,
 )
 from fcosdet.structures import DetDataSample
-from fcosdet.utils.cli import CLIError, build_test_dataset, load_config, run_cli
+from fcosdet.utils.cli import (
+    CLIError,
+    build_test_dataset,
+    load_config,
+    run_cli,
+    unit_interval,
+)
 from fcosdet.visualization import DetLocalVisualizer
 
 
@@ -42,7 +48,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--wait-time', type=float, default=0,
                         help='seconds each shown image stays (0: until a key)')
     parser.add_argument('--topk', type=int, default=20, help='how many best and worst images')
-    parser.add_argument('--show-score-thr', type=float, default=0,
+    parser.add_argument('--show-score-thr', type=unit_interval('--show-score-thr'),
+                        default=0,
                         help='draw predictions with a score above this')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config values, e.g. test_dataloader.dataset.data_root=x')

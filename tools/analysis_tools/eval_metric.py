@@ -12,7 +12,6 @@ import argparse
 import os.path as osp
 from collections.abc import Sequence
 
-import mmengine
 from mmengine.config import DictAction
 from mmengine.evaluator import Evaluator
 from mmengine.registry import DefaultScope
@@ -20,6 +19,7 @@ from mmengine.registry import DefaultScope
 from fcosdet.evaluation import CocoMetric
 from fcosdet.evaluation.metrics.coco_utils import pr_curves
 from fcosdet.utils.cli import CLIError, build_test_dataset, load_config, run_cli
+from fcosdet.utils.safe_pickle import load_results_pickle
 from fcosdet.visualization.analysis_plots import plot_pr_curves
 
 
@@ -44,7 +44,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if cfg.get('test_evaluator') is None:
         raise CLIError(f'the config {args.config} has no test_evaluator')
     dataset = build_test_dataset(cfg)
-    predictions = mmengine.load(args.pkl_results)
+    try:
+        predictions = load_results_pickle(args.pkl_results)  # never runs code from the file
+    except ValueError as err:
+        raise CLIError(str(err)) from err
     if not isinstance(predictions, list) or not predictions:
         raise CLIError(f'{args.pkl_results}: expected a non-empty list of results '
                        '(tools/test.py --out)')

@@ -29,8 +29,12 @@ from mmengine.runner import Runner
 from fcosdet.registry import HOOKS
 
 from ..checkpoint_codec import encode_checkpoint
-from ..checkpoint_files import read_last_checkpoint, remove_stale_tmp_files, write_last_checkpoint
-from .check_invalid_loss_hook import NonFiniteLossError, non_finite_terms
+from ..checkpoint_files import (
+    mark_unconfirmed,
+    remove_stale_tmp_files,
+    write_last_checkpoint,
+)
+from .check_invalid_loss_hook import NonFiniteLossError, non_finite_terms, stop_advice
 
 
 class NonFiniteCheckpointError(NonFiniteLossError):
@@ -112,6 +116,25 @@ class CheckpointHook(MMEngineCheckpointHook):
             self._confirm(runner)
         super().after_train(runner)
 
+    def reject_pending(self, runner: Runner, why: str) -> str | None:
+        """A non-finite loss: the pending checkpoint is never confirmed and ``--resume`` skips it.
+
+        Called by :class:`~fcosdet.engine.hooks.CheckInvalidLossHook` before it stops training.
+
+        Args:
+            runner: The runner.
+            why: Why it is rejected (recorded in the work dir's unconfirmed list).
+
+        Returns:
+            The rejected checkpoint, or None when none was pending.
+        """
+        path, self._pending = self._pending, None
+        if path is None or not self._local:
+            return None
+        if runner.rank == 0 and osp.isfile(path):
+            mark_unconfirmed(runner.work_dir, path, why)
+        return path
+
     def _confirm(self, runner: Runner) -> None:
         """Name the pending checkpoint in ``last_checkpoint``, then prune the old ones."""
         path, self._pending = self._pending, None
@@ -148,13 +171,12 @@ class CheckpointHook(MMEngineCheckpointHook):
         """Raise :class:`NonFiniteCheckpointError` if the state to save holds NaN/Inf."""
         bad = non_finite_state(runner)
         if bad:
-            last, _ = read_last_checkpoint(runner.work_dir)
             more = f' and {len(bad) - 3} more' if len(bad) > 3 else ''
+            where = f'iteration {runner.iter + 1} (epoch {runner.epoch + 1})'
             raise NonFiniteCheckpointError(
                 f'non-finite values in {", ".join(bad[:3])}{more} at epoch {runner.epoch + 1}, '
                 f'iteration {runner.iter + 1}: {self.filename_tmpl.format(step)} was not written. '
-                f'Training stopped; last good checkpoint: {last or "none"}. Try a lower learning '
-                'rate or a longer warm-up.')
+                f'Training stopped; {stop_advice(runner, where)}')
 
     def _save_best_checkpoint(self, runner: Runner, metrics: dict) -> None:
         """Save a new best checkpoint like mmengine, removing the old one only afterwards."""

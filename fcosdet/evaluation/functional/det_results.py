@@ -7,10 +7,11 @@ from __future__ import annotations
 import os.path as osp
 from typing import NamedTuple
 
-import mmengine
 import numpy as np
 import torch
 from mmengine.dataset import BaseDataset
+
+from fcosdet.utils.safe_pickle import load_results_pickle
 
 
 class ImageDets(NamedTuple):
@@ -59,9 +60,10 @@ def load_det_results(path: str) -> list[tuple[int, ImageDets]]:
         ``(img_id, detections)`` per image, in the file's order.
 
     Raises:
-        ValueError: If the file does not hold such a list (names the file and the entry).
+        ValueError: If the file does not hold such a list, or names a function a results
+            file never needs (names the file and the entry or function).
     """
-    results = mmengine.load(path)
+    results = load_results_pickle(path)  # never runs code named by the file
     if not isinstance(results, list):
         raise ValueError(f'{path}: expected a list of results (tools/test.py --out), '
                          f'got {type(results).__name__}')

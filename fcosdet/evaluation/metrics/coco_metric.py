@@ -43,10 +43,20 @@ def _instances_numpy(instances: dict | None, with_scores: bool = False) -> dict:
     return out
 
 
-def _load_gt(ann_file: str, backend_args: dict | None, api: CocoApi) -> Any:
-    """Read and check a ground-truth file; annotations without ``area`` get ``w * h``."""
+def _load_gt(ann_file: str, backend_args: dict | None, api: CocoApi,
+             format_only: bool = False) -> Any:
+    """Read and check a ground-truth file; annotations without ``area`` get ``w * h``.
+
+    Raises:
+        ValueError: The file is malformed, or has no annotations although the metric scores
+            (every score would be 0 and a "best" checkpoint saved on it).
+    """
     raw = read_coco_json(ann_file, backend_args)
     CocoAnnotations.from_json(raw, ann_file)  # same checks and messages as CocoDataset
+    if not raw['annotations'] and not format_only:
+        raise ValueError(f'CocoMetric: the ground truth {ann_file} has no annotations, so there '
+                         'is nothing to score (a test set without labels? set format_only=True '
+                         'and outfile_prefix to only write the detections)')
     for ann in raw['annotations']:
         if 'area' not in ann:
             ann['area'] = float(ann['bbox'][2] * ann['bbox'][3])
@@ -134,7 +144,7 @@ class CocoMetric(BaseMetric):
         self.outfile_prefix = outfile_prefix
         self.ann_file = ann_file
         self._coco_gt = None if ann_file is None else _load_gt(ann_file, backend_args,
-                                                                self.api)
+                                                                self.api, format_only)
         self.coco_eval: Any = None
         self.cat_ids: list[int] = []
 
