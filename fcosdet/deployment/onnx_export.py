@@ -8,6 +8,7 @@ and ``centerness_{l}`` ``[N, 1, H_l, W_l]``. Post-processing stays in PyTorch
 
 Shape letters: N images, L levels, C classes, H/W input height/width, H_l/W_l level size.
 """
+import json
 import os
 import warnings
 
@@ -19,6 +20,8 @@ from .optional import require
 INPUT_NAME = 'input'
 OUTPUT_KINDS = ('cls_score', 'bbox_pred', 'centerness')
 NUM_LEVELS_KEY = 'fcosdet_num_levels'
+# The ``fcosdet`` metadata JSON of a raw-network file (end-to-end files: end2end_export.py).
+RAW_METADATA = dict(format=1, kind='raw')
 MIN_OPSET = 17
 
 
@@ -95,7 +98,8 @@ def export_onnx(model: nn.Module, out_file: str, shape: tuple[int, int] = (800, 
                           dynamic_axes=_dynamic_axes(num_levels) if dynamic else None,
                           do_constant_folding=True)
     graph = onnx.load(out_file)
-    onnx.helper.set_model_props(graph, {NUM_LEVELS_KEY: str(num_levels)})
+    onnx.helper.set_model_props(graph, {NUM_LEVELS_KEY: str(num_levels),
+                                        'fcosdet': json.dumps(RAW_METADATA)})
     onnx.checker.check_model(graph)
     onnx.save(graph, out_file)
     return out_file

@@ -91,7 +91,7 @@ def test_benchmark_cli_errors(tiny_files, tmp_path):
 
 def test_pytorch2onnx_exports_and_verifies(tiny_files, tmp_path, capsys):
     out = tmp_path / 'tiny.onnx'
-    pytorch2onnx.main([*tiny_files, '--out', str(out), '--shape', '64', '96', '--dynamic',
+    pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--shape', '64', '96',
                        '--verify'])
     graph = onnx.load(str(out))
     assert [d.dim_param for d in graph.graph.input[0].type.tensor_type.shape.dim] == \
@@ -101,13 +101,36 @@ def test_pytorch2onnx_exports_and_verifies(tiny_files, tmp_path, capsys):
     with pytest.raises(CLIError, match='.onnx'):
         pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'model.bin')])
     with pytest.raises(CLIError, match='--calib-images must be positive, got 0'):
-        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--calib-images', '0'])
-    with pytest.raises(CLIError, match='--batch-size 1 or --dynamic'):
-        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--batch-size', '2'])
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--calib-images',
+                           '0'])
+    with pytest.raises(CLIError, match='--batch-size 1 without --static'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--static',
+                           '--batch-size', '2'])
     # the tiny config's dataset does not exist: the error names the file
     with pytest.raises(CLIError, match='none.json'):
-        pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'int8.onnx'), '--int8'])
+        pytorch2onnx.main([*tiny_files, '--out', str(tmp_path / 'int8.onnx'), '--raw', '--int8'])
     assert not (tmp_path / 'int8.onnx').exists()
+
+
+def test_pytorch2onnx_end2end_by_default(tiny_files, tmp_path, capsys):
+    out = tmp_path / 'e2e.onnx'
+    pytorch2onnx.main([*tiny_files, '--out', str(out), '--shape', '64', '96', '--verify'])
+    graph = onnx.load(str(out))
+    assert [i.name for i in graph.graph.input] == ['images', 'img_shapes']
+    assert [o.name for o in graph.graph.output] == ['dets', 'scores', 'labels', 'num_dets']
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert '(end to end)' in lines[0] and 'dynamic N/H/W' in lines[0]
+    # "detections: pytorch A, onnxruntime B, labels equal True; max |...|: boxes X, scores Y"
+    counts, diffs = lines[1].split(';')
+    assert counts.split(',')[0].split()[-1] == counts.split(',')[1].split()[-1]
+    assert counts.endswith('labels equal True')
+    assert float(diffs.split()[-3].rstrip(',')) < 1e-3 and float(diffs.split()[-1]) < 1e-4
+    pytorch2onnx.main([*tiny_files, '--out', str(out), '--static', '--shape', '64', '96',
+                       '--batch-size', '2'])
+    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 3, 64, 96]
+    with pytest.raises(CLIError, match='add --raw'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8'])
 
 
 def test_dataloader_benchmark_counts_images(tiny_files, tmp_path):

@@ -201,7 +201,7 @@ def test_int8_export_evaluates_close_to_pytorch(tiny_config, model_files, test_r
                                                 capsys):
     """--int8: calibrated on the training images; tools/test.py then runs the int8 file."""
     int8_file = tmp_path / 'int8.onnx'
-    PYTORCH2ONNX.main([tiny_config, model_files[0], '--out', str(int8_file), '--dynamic',
+    PYTORCH2ONNX.main([tiny_config, model_files[0], '--out', str(int8_file), '--raw',
                        '--shape', '96', '128', '--int8', '--calib-images', '4',
                        '--calib-split', 'train'])
     # ResNet-18: stem + 16 block convs + 3 downsamples; FPN: 3 lateral + 3 output + 2 extra;

@@ -14,7 +14,11 @@ from fcosdet.models.dense_heads.anchor_targets import (
     init_anchor_head,
 )
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import dense_predict
+from fcosdet.models.dense_heads.dense_postprocess import (
+    PredictionMaps,
+    decode_deltas_with_quality,
+    dense_predict,
+)
 from fcosdet.models.dense_heads.dense_utils import (
     check_levels,
     flatten_levels,
@@ -139,16 +143,21 @@ class ATSSHead(BaseDenseHead):
         """Detections scored ``sigmoid(cls) · sigmoid(centre-ness)``, batched over images.
         The maps are :meth:`forward`'s; the other arguments and the result (N ``InstanceData``
         with ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``) are :func:`dense_predict`'s."""
-        anchors = grid_priors_like(self.prior_generator, bbox_preds)
-        return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(centernesses, anchors, bbox_preds)), self._decode,
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds, centernesses),
                              batch_img_metas, cfg, rescale)
 
-    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                cfg: dict) -> tuple[Tensor, Tensor]:
+    def prediction_maps(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                        centernesses: list[Tensor]) -> PredictionMaps:
+        """Class probabilities and, by name, the centre-ness logits, anchors and deltas
+        :meth:`decode_candidates` reads (maps as from :meth:`forward`)."""
+        anchors = grid_priors_like(self.prior_generator, bbox_preds)
+        return PredictionMaps([s.sigmoid() for s in cls_scores],
+                              dict(centerness=centernesses, anchors=anchors, deltas=bbox_preds))
+
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
         """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and scores
-        cls·sigmoid(ctr) ``[N, K]``, from ``cls_prob [N, K]`` and the picked centre-ness logits
-        ``[N, K, 1]``, anchors ``[N, K, 4]`` and deltas ``[N, K, 4]``."""
-        ctr_logit, anchors, deltas = picked
-        boxes = self.bbox_coder.decode(anchors, deltas, max_shape=img_shapes)
-        return boxes, cls_prob * ctr_logit[..., 0].sigmoid()
+        cls·sigmoid(ctr) ``[N, K]``, from ``cls_prob [N, K]`` and the picked ``centerness``
+        logits ``[N, K, 1]``, ``anchors [N, K, 4]`` and ``deltas [N, K, 4]``."""
+        return decode_deltas_with_quality(self.bbox_coder, cls_prob, picked['centerness'],
+                                          picked['anchors'], picked['deltas'], img_shapes)

@@ -3,8 +3,6 @@
 Shape letters: N images, L levels, R priors (all levels), R_l priors of level l, M gt boxes
 (padded), C classes (background is label C), K detections, H_l/W_l feature height/width.
 """
-from functools import partial
-
 import torch
 import torch.nn as nn
 from mmengine.structures import InstanceData
@@ -15,9 +13,13 @@ from fcosdet.models.dense_heads.anchor_targets import (
     anchor_targets,
     init_anchor_head,
 )
-from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN, ATSSHead
+from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import dense_predict
+from fcosdet.models.dense_heads.dense_postprocess import (
+    PredictionMaps,
+    decode_deltas_with_quality,
+    dense_predict,
+)
 from fcosdet.models.dense_heads.dense_utils import (
     build_tower,
     flatten_levels,
@@ -256,8 +258,22 @@ class DDODHead(BaseDenseHead):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds, iou_preds),
+                             batch_img_metas, cfg, rescale)
+
+    def prediction_maps(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                        iou_preds: list[Tensor]) -> PredictionMaps:
+        """Class probabilities and, by name, the IoU logits, anchors and deltas
+        :meth:`decode_candidates` reads (maps as from :meth:`forward`)."""
         anchors = grid_priors_like(self.prior_generator, bbox_preds)
-        # ATSS's decoding and scoring, with the IoU logit in the place of centre-ness
-        return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(iou_preds, anchors, bbox_preds)),
-                             partial(ATSSHead._decode, self), batch_img_metas, cfg, rescale)
+        return PredictionMaps([s.sigmoid() for s in cls_scores],
+                              dict(iou=iou_preds, anchors=anchors, deltas=bbox_preds))
+
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
+        """ATSS's decoding and scoring with the IoU logit in the place of centre-ness: boxes
+        ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and scores cls·sigmoid(iou) ``[N, K]``
+        from ``cls_prob [N, K]`` and the picked ``iou [N, K, 1]``, ``anchors [N, K, 4]`` and
+        ``deltas [N, K, 4]``."""
+        return decode_deltas_with_quality(self.bbox_coder, cls_prob, picked['iou'],
+                                          picked['anchors'], picked['deltas'], img_shapes)

@@ -1,11 +1,20 @@
 """Batched post-processing shared by the dense heads: test_cfg checking, per-level top-k
-candidate selection, rescaling, size filtering and class-aware NMS.
+candidate selection, the head's own decoding, rescaling, size filtering and class-aware NMS.
+
+A head takes part through two methods (the PyTorch predict path and the end-to-end ONNX graph
+of :mod:`fcosdet.deployment` call the same ones):
+
+- ``prediction_maps(*head_outputs) -> PredictionMaps``: per level class probabilities and the
+  named maps / priors its decoding reads;
+- ``decode_candidates(cls_prob, picked, img_shapes, cfg) -> (boxes, scores)``: the boxes
+  (clipped where the head clips) and final scores of the kept candidates, ``picked`` holding
+  each named value at the candidates.
 
 Shape letters: N images, L levels, R_l points of level l, C classes, D values per point,
 k candidates kept on one level, K candidates of all levels (or detections after NMS).
 """
 import copy
-from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from mmengine.structures import InstanceData
@@ -17,6 +26,36 @@ from fcosdet.models.layers.nms import batched_nms
 # MMDetection's test_cfg keys of the dense heads (values: its usual defaults).
 DENSE_TEST_CFG = dict(nms_pre=1000, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
                       max_per_img=100, min_bbox_size=0)
+
+
+class PredictionMaps(NamedTuple):
+    """What a head's post-processing reads, per level, by name.
+
+    Attributes:
+        cls_probs (list[Tensor]): Per level class probabilities ``[N, C, H_l, W_l]``.
+        extras (dict[str, list[Tensor]]): Name -> per level maps ``[N, D, H_l, W_l]`` (per
+            image) or priors ``[R_l, D]`` (shared); the values at the candidates reach the
+            head's ``decode_candidates`` under the same name, ``[N, K, D]``.
+    """
+
+    cls_probs: list[Tensor]
+    extras: dict[str, list[Tensor]]
+
+
+class Candidates(NamedTuple):
+    """The decoded candidates of a batch, before size filtering and NMS.
+
+    Attributes:
+        boxes (Tensor): ``[N, K, 4]`` x1y1x2y2 in the resized image's pixels.
+        scores (Tensor): ``[N, K]`` final scores.
+        labels (Tensor): Long ``[N, K]``.
+        valid (Tensor): Bool ``[N, K]``, False for padding slots.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    valid: Tensor
 
 
 def check_test_cfg(test_cfg: dict | None, base: dict, owner: str) -> dict:
@@ -45,6 +84,14 @@ def check_test_cfg(test_cfg: dict | None, base: dict, owner: str) -> dict:
     return cfg
 
 
+def capped_size(size: int | Tensor, cap: int) -> int | Tensor:
+    """``min(size, cap)``; a traced size (a 0-dim Tensor while exporting) stays a graph value,
+    so an exported top-k follows the input size instead of the traced one."""
+    if isinstance(size, Tensor):
+        return size.clamp(max=cap)
+    return min(cap, size)
+
+
 def select_level_candidates(scores: Tensor, score_thr: float,
                             nms_pre: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Keep the best (point, class) pairs of one level for every image at once.
@@ -66,7 +113,7 @@ def select_level_candidates(scores: Tensor, score_thr: float,
     """
     num_images, _, num_classes = scores.shape
     flat = scores.reshape(num_images, -1)
-    k = flat.shape[1] if nms_pre < 1 else min(nms_pre, flat.shape[1])
+    k = flat.shape[1] if nms_pre < 1 else capped_size(flat.shape[1], nms_pre)
     # Pairs below the threshold get -1 so topk prefers every real candidate over them.
     masked = torch.where(flat > score_thr, flat, flat.new_full((), -1.0))
     top_scores, top_idx = masked.topk(k, dim=1)
@@ -137,22 +184,38 @@ def finish_detections(boxes: Tensor, scores: Tensor, labels: Tensor, valid: Tens
                          cfg['nms']['iou_threshold'], cfg['max_per_img'])
 
 
-def dense_predict(head: object, cls_probs: list[Tensor], extras: list[list[Tensor]],
-                  decode: Callable[..., tuple[Tensor, Tensor]], batch_img_metas: list[dict],
+def dense_candidates(head: object, maps: PredictionMaps, img_shapes: Tensor,
+                     cfg: dict) -> Candidates:
+    """Per level top-k candidates (:func:`topk_candidates`) decoded by the head.
+
+    Args:
+        head (object): The head (its ``decode_candidates``).
+        maps (PredictionMaps): From the head's ``prediction_maps``.
+        img_shapes (Tensor): ``[N, 2]`` (h, w) of the resized images (before padding).
+        cfg (dict): Checked test_cfg (``score_thr``, ``nms_pre`` and the head's own keys).
+
+    Returns:
+        Candidates: ``[N, K, ...]`` boxes, scores, labels and valid flags.
+    """
+    names = list(maps.extras)
+    per_level = [list(level) for level in zip(*maps.extras.values())]
+    scores, labels, valid, picked = topk_candidates(maps.cls_probs, per_level, cfg['score_thr'],
+                                                    cfg['nms_pre'])
+    boxes, scores = head.decode_candidates(scores, dict(zip(names, picked, strict=True)),
+                                           img_shapes, cfg)
+    return Candidates(boxes, scores, labels, valid)
+
+
+def dense_predict(head: object, maps: PredictionMaps, batch_img_metas: list[dict],
                   cfg: dict | None = None, rescale: bool = False) -> list[InstanceData]:
     """The whole batched ``predict_by_feat`` of a dense head, around its own decoding.
 
-    Candidates per level (:func:`topk_candidates`), then ``decode``, then
-    :func:`finish_detections`.
+    :func:`dense_candidates`, then :func:`finish_detections`.
 
     Args:
-        head (object): The head (``test_cfg``, ``num_classes``; its class name is used in
-            error messages).
-        cls_probs (list[Tensor]): Per level class probabilities ``[N, C, H_l, W_l]``.
-        extras (list[list[Tensor]]): Per level maps / priors to pick, see
-            :func:`topk_candidates`.
-        decode (Callable): ``decode(scores [N, K], picked: list[Tensor [N, K, D]],
-            img_shapes [N, 2] (h, w), cfg) -> (boxes [N, K, 4] clipped, scores [N, K])``.
+        head (object): The head (``test_cfg``, ``num_classes``, ``decode_candidates``; its
+            class name is used in error messages).
+        maps (PredictionMaps): From the head's ``prediction_maps``.
         batch_img_metas (list[dict]): N metas with ``img_shape`` (``scale_factor`` when
             ``rescale``).
         cfg (dict | None): Keys overriding ``head.test_cfg`` for this call.
@@ -163,10 +226,8 @@ def dense_predict(head: object, cls_probs: list[Tensor], extras: list[list[Tenso
     """
     owner = f'{type(head).__name__}.predict_by_feat'
     cfg = head.test_cfg if cfg is None else check_test_cfg(cfg, head.test_cfg, owner)
-    scores, labels, valid, picked = topk_candidates(cls_probs, extras, cfg['score_thr'],
-                                                    cfg['nms_pre'])
-    img_shapes = metas_tensor(batch_img_metas, 'img_shape', scores, owner)[:, :2]
-    boxes, scores = decode(scores, picked, img_shapes, cfg)
+    img_shapes = metas_tensor(batch_img_metas, 'img_shape', maps.cls_probs[0], owner)[:, :2]
+    boxes, scores, labels, valid = dense_candidates(head, maps, img_shapes, cfg)
     return finish_detections(boxes, scores, labels, valid, batch_img_metas, cfg, rescale,
                              head.num_classes, owner)
 
@@ -231,3 +292,24 @@ def nms_per_image(boxes: Tensor, scores: Tensor, labels: Tensor, valid: Tensor,
                                                  flat_labels[keep].split(counts)):
         results.append(InstanceData(bboxes=img_boxes, scores=img_scores, labels=img_labels))
     return results
+
+
+def decode_deltas_with_quality(bbox_coder: object, cls_prob: Tensor, quality_logit: Tensor,
+                               anchors: Tensor, deltas: Tensor,
+                               img_shapes: Tensor) -> tuple[Tensor, Tensor]:
+    """Boxes from anchor deltas clipped to the images, scored ``cls · sigmoid(quality)``: the
+    decoding of ATSS (quality = centre-ness) and DDOD (quality = IoU logit).
+
+    Args:
+        bbox_coder (object): ``DeltaXYWHBBoxCoder``-like (``decode(anchors, deltas, max_shape)``).
+        cls_prob (Tensor): ``[N, K]`` class probabilities of the candidates.
+        quality_logit (Tensor): ``[N, K, 1]`` logits.
+        anchors (Tensor): ``[N, K, 4]``.
+        deltas (Tensor): ``[N, K, 4]``.
+        img_shapes (Tensor): ``[N, 2]`` (h, w).
+
+    Returns:
+        tuple[Tensor, Tensor]: boxes ``[N, K, 4]`` and scores ``[N, K]``.
+    """
+    boxes = bbox_coder.decode(anchors, deltas, max_shape=img_shapes)
+    return boxes, cls_prob * quality_logit[..., 0].sigmoid()

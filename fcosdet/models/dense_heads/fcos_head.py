@@ -14,6 +14,7 @@ from torch import Tensor
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import (
     DENSE_TEST_CFG,
+    PredictionMaps,
     check_test_cfg,
     dense_predict,
 )
@@ -273,17 +274,23 @@ class FCOSHead(BaseDenseHead):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
-        points = grid_priors_like(self.prior_generator, bbox_preds)
-        return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(centernesses, points, bbox_preds)), self._decode,
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds, centernesses),
                              batch_img_metas, cfg, rescale)
 
-    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                cfg: dict) -> tuple[Tensor, Tensor]:
+    def prediction_maps(self, cls_scores: list[Tensor], bbox_preds: list[Tensor],
+                        centernesses: list[Tensor]) -> PredictionMaps:
+        """Class probabilities and, by name, the centre-ness logits, points and distances
+        :meth:`decode_candidates` reads (maps as from :meth:`forward`)."""
+        points = grid_priors_like(self.prior_generator, bbox_preds)
+        return PredictionMaps([s.sigmoid() for s in cls_scores],
+                              dict(centerness=centernesses, points=points, distances=bbox_preds))
+
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
         """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]`` and scores
         cls·sigmoid(ctr) ``[N, K]`` (or their sqrt), from ``cls_prob [N, K]`` and the picked
-        centre-ness logits ``[N, K, 1]``, points ``[N, K, 2]`` and distances ``[N, K, 4]``."""
-        ctr_logit, points, distances = picked
-        boxes = self.bbox_coder.decode(points, distances, max_shape=img_shapes)
-        scores = cls_prob * ctr_logit[..., 0].sigmoid()
+        ``centerness`` logits ``[N, K, 1]``, ``points [N, K, 2]`` and ``distances [N, K, 4]``."""
+        boxes = self.bbox_coder.decode(picked['points'], picked['distances'],
+                                       max_shape=img_shapes)
+        scores = cls_prob * picked['centerness'][..., 0].sigmoid()
         return boxes, scores.sqrt() if cfg['with_sqrt_score'] else scores

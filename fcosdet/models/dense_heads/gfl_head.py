@@ -17,11 +17,10 @@ from fcosdet.models.dense_heads.anchor_targets import (
     anchor_center,
     anchor_targets,
     init_anchor_head,
-    level_strides,
 )
 from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import dense_predict
+from fcosdet.models.dense_heads.dense_postprocess import PredictionMaps, dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
     check_levels,
     flatten_levels,
@@ -167,20 +166,27 @@ class GFLHead(BaseDenseHead):
         each side's distribution, batched over images. The maps are :meth:`forward`'s; the
         other arguments and the result (N ``InstanceData`` with ``bboxes [K, 4]``,
         ``scores [K]``, ``labels [K]``) are :func:`dense_predict`'s."""
-        anchors = grid_priors_like(self.prior_generator, bbox_preds)
-        strides = level_strides(self.prior_generator, anchors)[:, None].split(
-            [len(a) for a in anchors])
-        return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(bbox_preds, anchors, strides)), self._decode,
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds),
                              batch_img_metas, cfg, rescale)
 
-    def _decode(self, cls_prob: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                cfg: dict) -> tuple[Tensor, Tensor]:
+    def prediction_maps(self, cls_scores: list[Tensor],
+                        bbox_preds: list[Tensor]) -> PredictionMaps:
+        """Class-quality probabilities and, by name, the distribution logits, anchors and
+        anchor strides :meth:`decode_candidates` reads (maps as from :meth:`forward`)."""
+        anchors = grid_priors_like(self.prior_generator, bbox_preds)
+        # [R_l, 1] filled from the anchors, so an exported graph follows the map size
+        strides = [torch.full_like(level[:, :1], stride[0])
+                   for level, stride in zip(anchors, self.prior_generator.strides)]
+        return PredictionMaps([s.sigmoid() for s in cls_scores],
+                              dict(reg=bbox_preds, anchors=anchors, strides=strides))
+
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
         """Candidate boxes ``[N, K, 4]`` clipped to ``img_shapes [N, 2]``: the integral of each
-        side's distribution × stride around the anchor centre, from the picked logits
-        ``[N, K, 4B]``, anchors ``[N, K, 4]`` and strides ``[N, K, 1]``; scores are
+        side's distribution × stride around the anchor centre, from the picked ``reg`` logits
+        ``[N, K, 4B]``, ``anchors [N, K, 4]`` and ``strides [N, K, 1]``; scores are
         ``cls_prob [N, K]`` itself."""
-        reg, anchors, strides = picked
-        boxes = self.bbox_coder.decode(anchor_center(anchors), self.integral(reg) * strides,
+        boxes = self.bbox_coder.decode(anchor_center(picked['anchors']),
+                                       self.integral(picked['reg']) * picked['strides'],
                                        max_shape=img_shapes)
         return boxes, cls_prob

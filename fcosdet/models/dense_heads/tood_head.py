@@ -24,7 +24,7 @@ from fcosdet.models.dense_heads.anchor_targets import (
 )
 from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
-from fcosdet.models.dense_heads.dense_postprocess import dense_predict
+from fcosdet.models.dense_heads.dense_postprocess import PredictionMaps, dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
     build_scales,
     build_tower,
@@ -306,14 +306,19 @@ class TOODHead(BaseDenseHead):
         maps are :meth:`forward`'s; the other arguments and the result (N ``InstanceData``
         with ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``) are :func:`dense_predict`'s."""
         check_levels(bbox_preds, len(self.scales), 'TOODHead.predict_by_feat')
-        pixel_boxes = [[pred * stride[0]] for pred, stride in
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds),
+                             batch_img_metas, cfg, rescale)
+
+    def prediction_maps(self, cls_scores: list[Tensor],
+                        bbox_preds: list[Tensor]) -> PredictionMaps:
+        """The aligned probabilities (already probabilities) and, by name, the aligned boxes
+        in pixels (:meth:`forward`'s boxes × stride) :meth:`decode_candidates` reads."""
+        pixel_boxes = [pred * stride[0] for pred, stride in
                        zip(bbox_preds, self.prior_generator.strides)]
-        return dense_predict(self, cls_scores, pixel_boxes, _picked_boxes, batch_img_metas,
-                             cfg, rescale)
+        return PredictionMaps(cls_scores, dict(boxes=pixel_boxes))
 
-
-def _picked_boxes(scores: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                  cfg: dict) -> tuple[Tensor, Tensor]:
-    """The candidates' boxes ``[N, K, 4]`` (already decoded) and scores ``[N, K]`` as they are;
-    ``img_shapes`` and ``cfg`` are not used (no clipping)."""
-    return picked[0], scores
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
+        """The picked ``boxes [N, K, 4]`` (already decoded, not clipped, as MMDetection's TOOD)
+        and ``cls_prob [N, K]`` as they are; ``img_shapes`` and ``cfg`` are not used."""
+        return picked['boxes'], cls_prob

@@ -16,6 +16,7 @@ from fcosdet.models.dense_heads.anchor_targets import anchor_targets, build_trai
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import (
     DENSE_TEST_CFG,
+    PredictionMaps,
     check_test_cfg,
     dense_predict,
 )
@@ -302,12 +303,21 @@ class VFNetHead(BaseDenseHead):
         Returns:
             list[InstanceData]: N results, ``bboxes [K, 4]``, ``scores [K]``, ``labels [K]``.
         """
-        def decode(scores: Tensor, picked: list[Tensor], img_shapes: Tensor,
-                   cfg: dict) -> tuple[Tensor, Tensor]:
-            cand_points, distances = picked
-            return self.bbox_coder.decode(cand_points, distances, max_shape=img_shapes), scores
+        return dense_predict(self, self.prediction_maps(cls_scores, bbox_preds),
+                             batch_img_metas, cfg, rescale)
 
-        return dense_predict(self, [s.sigmoid() for s in cls_scores],
-                             list(zip(grid_priors_like(self.point_generator, bbox_preds),
-                                      bbox_preds)),
-                             decode, batch_img_metas, cfg, rescale)
+    def prediction_maps(self, cls_scores: list[Tensor],
+                        bbox_preds: list[Tensor]) -> PredictionMaps:
+        """IoU-aware class probabilities and, by name, the points and refined distances
+        :meth:`decode_candidates` reads (maps as from :meth:`forward` in eval mode)."""
+        return PredictionMaps([s.sigmoid() for s in cls_scores],
+                              dict(points=grid_priors_like(self.point_generator, bbox_preds),
+                                   distances=bbox_preds))
+
+    def decode_candidates(self, cls_prob: Tensor, picked: dict[str, Tensor], img_shapes: Tensor,
+                          cfg: dict) -> tuple[Tensor, Tensor]:
+        """Boxes ``[N, K, 4]`` of the picked ``points [N, K, 2]`` and refined ``distances
+        [N, K, 4]`` clipped to ``img_shapes [N, 2]``; scores are ``cls_prob [N, K]``."""
+        boxes = self.bbox_coder.decode(picked['points'], picked['distances'],
+                                       max_shape=img_shapes)
+        return boxes, cls_prob
