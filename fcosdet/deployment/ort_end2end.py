@@ -112,6 +112,8 @@ def check_test_resize(pipeline: list[dict], meta: object, onnx_file: str) -> Non
         meta: The file's :class:`fcosdet_runtime.ModelMeta`.
         onnx_file: The file's name, for the message.
     """
+    if meta.scale is None:
+        return
     for step in pipeline:
         step_type = step['type'] if isinstance(step['type'], str) else step['type'].__name__
         if not step_type.endswith('Resize') or 'scale' not in step:

@@ -88,8 +88,8 @@ class Detector:
                              f'and outputs {OUTPUT_NAMES}, got {inputs} and {outputs}')
         shape = self.session.get_inputs()[0].shape
         # a static export fixes N, H and W: ints here, names when dynamic
-        self._fixed_batch = shape[0] if isinstance(shape[0], int) else None
-        self._fixed_size = tuple(shape[2:]) if all(isinstance(s, int) for s in shape[2:]) \
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.fixed_size = tuple(shape[2:]) if all(isinstance(s, int) for s in shape[2:]) \
             else None
 
     def preprocess(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray,
@@ -101,7 +101,7 @@ class Detector:
             scale factors ``(w_scale, h_scale)``.
         """
         resized, factors = zip(*(resize_image(img, self.meta) for img in images))
-        size = self._fixed_size or padded_size([r.shape[:2] for r in resized],
+        size = self.fixed_size or padded_size([r.shape[:2] for r in resized],
                                                self.meta.pad_size_divisor)
         batch, shapes = pad_batch(resized, size)
         return batch, shapes, list(factors)
@@ -124,12 +124,12 @@ class Detector:
             Per image ``dict(bboxes=float32 [K, 4] x1y1x2y2 in the image's pixels,
             scores=float32 [K], labels=int64 [K])``, by descending score.
         """
-        step = self._fixed_batch or max(len(images), 1)
+        step = self.fixed_batch or max(len(images), 1)
         results = []
         for start in range(0, len(images), step):
             chunk = list(images[start:start + step])
             batch, shapes, factors = self.preprocess(chunk)
-            if self._fixed_batch is not None and len(chunk) < step:  # fill the static batch
+            if self.fixed_batch is not None and len(chunk) < step:  # fill the static batch
                 batch = np.concatenate([batch, np.repeat(batch[:1], step - len(chunk), 0)])
                 shapes = np.concatenate([shapes, np.repeat(shapes[:1], step - len(chunk), 0)])
             results += split_detections(*self.run(batch, shapes), factors)[:len(chunk)]

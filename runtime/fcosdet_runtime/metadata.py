@@ -21,7 +21,7 @@ class ModelMeta:
     Attributes:
         kind: ``'end2end'`` (image batch → detections) or ``'raw'`` (network outputs only).
         classes: Class names, index = label.
-        scale: ``(w, h)`` of the test pipeline's ``Resize``.
+        scale: ``(w, h)`` of the test pipeline's ``Resize`` (None: no resize).
         keep_ratio: Rescale keeping the aspect ratio (MMCV's rule) or resize to ``scale``.
         interpolation: MMCV's interpolation name (``'bilinear'``: ``cv2.INTER_LINEAR``).
         pad_size_divisor: Padded height and width are multiples of this.
@@ -31,7 +31,7 @@ class ModelMeta:
 
     kind: str
     classes: tuple[str, ...]
-    scale: tuple[int, int]
+    scale: tuple[int, int] | None
     keep_ratio: bool = True
     interpolation: str = 'bilinear'
     pad_size_divisor: int = 32
@@ -67,12 +67,17 @@ def parse_metadata(text: str | None, source: str) -> ModelMeta:
                          f'runtime reads ({FORMAT_VERSION}); upgrade fcosdet-runtime')
     kind = data.get('kind')
     if kind == 'raw':
-        return ModelMeta(kind='raw', classes=tuple(data.get('classes', ())), scale=(0, 0))
+        return ModelMeta(kind='raw', classes=tuple(data.get('classes', ())), scale=None)
     if kind != 'end2end':
         raise ValueError(f"{source}: metadata kind must be 'end2end' or 'raw', got {kind!r}")
-    resize = _require(data, 'resize', dict, source)
-    scale = _require(resize, 'scale', list, source, 'resize.scale')
-    if len(scale) != 2 or not all(isinstance(v, int) and v > 0 for v in scale):
+    resize = data.get('resize')
+    if resize is not None and not isinstance(resize, dict):
+        raise ValueError(f"{source}: metadata key 'resize' must be an object or null, "
+                         f'got {resize!r}')
+    resize = resize or {}  # null: the test pipeline has no Resize
+    scale = resize.get('scale')
+    if scale is not None and (not isinstance(scale, list) or len(scale) != 2 or
+                              not all(isinstance(v, int) and v > 0 for v in scale)):
         raise ValueError(f'{source}: metadata resize.scale must be [w, h] positive ints, '
                          f'got {scale!r}')
     interpolation = resize.get('interpolation', 'bilinear')
@@ -86,7 +91,8 @@ def parse_metadata(text: str | None, source: str) -> ModelMeta:
     classes = _require(data, 'classes', list, source)
     known = {'format', 'kind', 'resize', 'pad_size_divisor', 'classes', 'detector'}
     return ModelMeta(kind=kind, classes=tuple(str(c) for c in classes),
-                     scale=(scale[0], scale[1]), keep_ratio=bool(resize.get('keep_ratio', True)),
+                     scale=None if scale is None else (scale[0], scale[1]),
+                     keep_ratio=bool(resize.get('keep_ratio', True)),
                      interpolation=interpolation, pad_size_divisor=divisor,
                      detector=str(data.get('detector', '')),
                      extra={k: v for k, v in data.items() if k not in known})

@@ -46,12 +46,15 @@ def resize_image(img: np.ndarray, meta: ModelMeta) -> tuple[np.ndarray, tuple[fl
 
     Args:
         img: BGR ``uint8 [H, W, 3]``.
-        meta: The file's metadata (``scale``, ``keep_ratio``, ``interpolation``).
+        meta: The file's metadata (``scale``, ``keep_ratio``, ``interpolation``); no
+            ``scale``: the image as it is.
 
     Returns:
         The resized ``uint8 [H', W', 3]`` and the scale factor ``(W' / W, H' / H)``.
     """
     height, width = check_image(img).shape[:2]
+    if meta.scale is None:  # no Resize in the test pipeline
+        return img, (1.0, 1.0)
     if meta.keep_ratio:
         size = rescale_size(width, height, meta.scale)
     else:

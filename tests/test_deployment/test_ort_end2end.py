@@ -114,3 +114,32 @@ def test_tools_test_and_infer_measure_the_runtime(tiny_config, tiny_data_root, e
         assert written['bboxes'] == ort['bboxes'] and written['labels'] == ort['labels']
         assert written['label_names'] == ort['label_names'] == ['y']
         np.testing.assert_allclose(written['scores'], ort['scores'], rtol=1e-6)
+
+
+@pytest.fixture(scope='module')
+def exported_end2end(tiny_files, tmp_path_factory) -> str:
+    """The tiny FCOS of ``tiny_files`` exported end to end (dynamic N, H, W)."""
+    from fcosdet.deployment import export_end2end
+    model = init_detector(*tiny_files, fast_path=False)
+    return export_end2end(model, str(tmp_path_factory.mktemp('e2e') / 'fcos.onnx'),
+                          shape=(64, 96))
+
+
+def test_exported_fcos_equals_pytorch_in_original_pixels(tiny_files, exported_end2end,
+                                                         tmp_path):
+    from fcosdet.datasets.demo_dataset import render_demo_image
+    # demo images of two sizes and orientations, BGR; resized to <= 96 x 64
+    images = [render_demo_image(0, 1, i, 120, 180)[0][..., ::-1].copy() for i in range(2)]
+    images.append(render_demo_image(0, 1, 2, 150, 100)[0][..., ::-1].copy())
+    expected = inference_detector(init_detector(*tiny_files), images)
+    runtime = Detector(exported_end2end, num_threads=1)
+    assert runtime.classes == ('a', 'b', 'c')
+    through_fcosdet = inference_detector(
+        init_detector(tiny_files[0], exported_end2end, backend='onnxruntime'), images)
+    for exp, got, fcos in zip(expected, runtime(images), through_fcosdet):
+        exp = exp.pred_instances
+        assert len(exp.scores) > 10 and len(got['scores']) == len(exp.scores)
+        np.testing.assert_array_equal(got['labels'], exp.labels.numpy())
+        np.testing.assert_allclose(got['bboxes'], exp.bboxes.numpy(), atol=1e-3, rtol=0)
+        np.testing.assert_allclose(got['scores'], exp.scores.numpy(), atol=1e-5, rtol=0)
+        _assert_same(fcos.pred_instances, got)

@@ -88,6 +88,7 @@ def test_files_that_are_not_end_to_end_are_refused(tmp_path):
              (dict(kind='mystery'), "kind must be 'end2end' or 'raw'"),
              (dict(format=2), 'format 2 is newer'),
              (dict(resize=dict(scale=[96])), 'resize.scale'),
+             (dict(resize=[96, 64]), "'resize' must be an object or null"),
              (dict(resize=dict(scale=[96, 64], interpolation='cubic')), 'interpolation'),
              (dict(classes=None), "'classes' must be a list")]
     for i, (overrides, message) in enumerate(cases):
@@ -110,3 +111,9 @@ def test_file_without_metadata_or_with_other_outputs(tmp_path):
     onnx.save(model, path)
     with pytest.raises(ValueError, match="outputs .*'num_dets'.*'count'"):
         Detector(path)
+
+
+def test_file_of_a_pipeline_without_resize(tmp_path):
+    path = make_end2end_onnx(str(tmp_path / 'noresize.onnx'), contract_meta(resize=None))
+    result = Detector(path)(_image(50, 70, 8))  # padded to 64 x 96, not resized
+    np.testing.assert_array_equal(result['bboxes'], [[0, 0, 70, 50]])
