@@ -116,15 +116,6 @@ def test_tools_test_and_infer_measure_the_runtime(tiny_config, tiny_data_root, e
         np.testing.assert_allclose(written['scores'], ort['scores'], rtol=1e-6)
 
 
-@pytest.fixture(scope='module')
-def exported_end2end(tiny_files, tmp_path_factory) -> str:
-    """The tiny FCOS of ``tiny_files`` exported end to end (dynamic N, H, W)."""
-    from fcosdet.deployment import export_end2end
-    model = init_detector(*tiny_files, fast_path=False)
-    return export_end2end(model, str(tmp_path_factory.mktemp('e2e') / 'fcos.onnx'),
-                          shape=(64, 96))
-
-
 def test_exported_fcos_equals_pytorch_in_original_pixels(tiny_files, exported_end2end,
                                                          tmp_path):
     from fcosdet.datasets.demo_dataset import render_demo_image
