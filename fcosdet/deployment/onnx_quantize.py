@@ -329,7 +329,11 @@ def _quantize_qdq(src: str, dst: str, feeds: list[dict[str, np.ndarray]], per_ch
 def _input_sqnr(float_model: object, qdq_file: str,
                 feeds: list[dict[str, np.ndarray]]) -> dict[str, float]:
     """SQNR (dB) of each quantized node's activation input: the tensor before its
-    QuantizeLinear against the same after DequantizeLinear, over ``feeds``."""
+    QuantizeLinear against the same after DequantizeLinear, summed over ``feeds``.
+
+    The sums of squares are computed inside the graph (two scalars per tensor), so that a
+    large model at full resolution does not return every activation.
+    """
     onnx = require('onnx')
     ort = require('onnxruntime')
     qdq = onnx.load(qdq_file)
@@ -340,20 +344,25 @@ def _input_sqnr(float_model: object, qdq_file: str,
             quant = producer.get(node.input[0])
             if quant is not None and quant.op_type == 'QuantizeLinear':
                 pairs[quant.input[0]] = node.output[0]
-    names = sorted({*pairs, *pairs.values()})
+    names = []
+    for k, (name, deq) in enumerate(pairs.items()):
+        qdq.graph.node.extend([
+            onnx.helper.make_node('ReduceSumSquare', [name], [f'_sqnr_s{k}'], keepdims=0),
+            onnx.helper.make_node('Sub', [name, deq], [f'_sqnr_d{k}']),
+            onnx.helper.make_node('ReduceSumSquare', [f'_sqnr_d{k}'], [f'_sqnr_n{k}'],
+                                  keepdims=0)])
+        names += [f'_sqnr_s{k}', f'_sqnr_n{k}']
     qdq.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
     session = ort.InferenceSession(qdq.SerializeToString(), providers=['CPUExecutionProvider'])
-    signal, noise = dict.fromkeys(pairs, 0.0), dict.fromkeys(pairs, 0.0)
+    sums = np.zeros((len(pairs), 2))
     for feed in feeds:
-        values = dict(zip(names, session.run(names, feed)))
-        for name, deq in pairs.items():
-            signal[name] += float(np.square(values[name], dtype=np.float64).sum())
-            noise[name] += float(np.square(values[name] - values[deq], dtype=np.float64).sum())
+        sums += np.array(session.run(names, feed), dtype=np.float64).reshape(-1, 2)
+    index = {name: k for k, name in enumerate(pairs)}
     sqnr = {}
     for node in float_model.graph.node:  # a tensor may feed several quantized nodes
-        if node.op_type in _QUANTIZED_OPS and node.input[0] in pairs:
-            name = node.input[0]
-            sqnr[node.name] = 10 * float(np.log10(signal[name] / max(noise[name], 1e-30)))
+        if node.op_type in _QUANTIZED_OPS and node.input[0] in index:
+            signal, noise = sums[index[node.input[0]]]
+            sqnr[node.name] = 10 * float(np.log10(signal / max(noise, 1e-30)))
     return sqnr
 
 
