@@ -24,8 +24,7 @@ model = dict(
                            std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32),
     backbone=dict(type='ResNet', depth=18, base_channels=8, out_indices=(1, 2, 3),
                   norm_cfg=dict(type='BN', requires_grad=False), norm_eval=True),
-    neck=dict(type='FPN', in_channels=[16, 32, 64], out_channels=16, start_level=0,
-              add_extra_convs='on_output', num_outs=5, relu_before_extra_convs=True))
+    neck=dict(type='FPN', in_channels=[16, 32, 64], out_channels=16, num_outs=3))
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(96, 64), keep_ratio=True),
@@ -35,17 +34,26 @@ test_pipeline = [
 """
 GN4 = dict(type='GN', num_groups=4, requires_grad=True)
 SMALL = dict(num_classes=3, in_channels=16, feat_channels=16, norm_cfg=GN4)
+# Three levels (strides 8, 16, 32) keep the graphs and their export time small.
+POINTS = dict(strides=(8, 16, 32), regress_ranges=((-1, 64), (64, 128), (128, 1e8)))
+ANCHORS = dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
+               strides=[8, 16, 32])
 # (detector type, head config) of a tiny model per detector; zero class biases are set below.
 HEADS = {
     'FCOS': ('FCOS', dict(type='FCOSHead', stacked_convs=1, norm_on_bbox=True,
-                          centerness_on_reg=True, **SMALL)),
+                          centerness_on_reg=True, **POINTS, **SMALL)),
     'FCOS-DCN': ('FCOS', dict(type='FCOSHead', stacked_convs=1, dcn_on_last_conv=True,
-                              **SMALL)),
-    'ATSS': ('ATSS', dict(type='ATSSHead', stacked_convs=1, **SMALL)),
-    'GFL': ('GFL', dict(type='GFLHead', stacked_convs=1, reg_max=8, **SMALL)),
-    'DDOD': ('DDOD', dict(type='DDODHead', stacked_convs=1, **SMALL)),
-    'VFNet': ('VFNet', dict(type='VFNetHead', stacked_convs=1, **SMALL)),
-    'TOOD': ('TOOD', dict(type='TOODHead', stacked_convs=2, num_dcn=1, **SMALL)),
+                              **POINTS, **SMALL)),
+    'ATSS': ('ATSS', dict(type='ATSSHead', stacked_convs=1, anchor_generator=ANCHORS, **SMALL)),
+    'GFL': ('GFL', dict(type='GFLHead', stacked_convs=1, reg_max=8, anchor_generator=ANCHORS,
+                        **SMALL)),
+    'DDOD': ('DDOD', dict(type='DDODHead', stacked_convs=1, anchor_generator=ANCHORS, **SMALL)),
+    # distances in strides, not reg_denoms: random weights then give boxes of varied sizes
+    'VFNet': ('VFNet', dict(type='VFNetHead', stacked_convs=1, bbox_norm_type='stride',
+                            anchor_generator=dict(ANCHORS, center_offset=0.0), **POINTS,
+                            **SMALL)),
+    'TOOD': ('TOOD', dict(type='TOODHead', stacked_convs=2, num_dcn=1, anchor_generator=ANCHORS,
+                          **SMALL)),
 }
 CLASS_CONVS = ('conv_cls', 'atss_cls', 'gfl_cls', 'vfnet_cls', 'tood_cls')
 TEST_CFG = dict(nms_pre=60, min_bbox_size=0, score_thr=0.05,

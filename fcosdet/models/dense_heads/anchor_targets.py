@@ -1,5 +1,6 @@
-"""What the anchor-based family heads (ATSS, GFL, ...) share: their construction (towers,
-scales, anchors, coder, assigners from ``train_cfg``) and their training targets batched over
+"""What the anchor-based family heads (ATSS, GFL, ...) share: the parts of their construction
+(towers, output convs, anchors, coder, assigners from ``train_cfg``; each head assigns them to
+its attributes itself) and their training targets batched over
 images (anchors, valid flags, the assigner's result, classification weights and the
 normaliser, as MMDetection's ``AnchorHead.get_targets`` with ``PseudoSampler``).
 
@@ -16,7 +17,6 @@ from torch import Tensor
 
 from fcosdet.models.dense_heads.dense_postprocess import DENSE_TEST_CFG, check_test_cfg
 from fcosdet.models.dense_heads.dense_utils import (
-    build_scales,
     build_tower,
     metas_tensor,
     reduce_mean,
@@ -77,56 +77,63 @@ def build_train_cfg(train_cfg: dict | None, owner: str,
     return cfg, assigners
 
 
-def init_anchor_settings(head: nn.Module, num_classes: int, in_channels: int,
-                         feat_channels: int, anchor_generator: dict, bbox_coder: dict,
-                         train_cfg: dict | None, test_cfg: dict | None, losses: dict[str, dict],
-                         assigner_keys: tuple[str, ...] = ('assigner',)) -> None:
-    """Give ``head`` the parameter-free parts the anchor-based family heads share.
+class AnchorSettings(NamedTuple):
+    """The parameter-free parts the anchor-based family heads share (see
+    :func:`anchor_settings`); each head assigns them to its own attributes.
 
-    Sets ``num_classes``, ``in_channels``, ``feat_channels``, ``train_cfg`` (checked settings)
-    and one attribute per assigner key (None without a ``train_cfg``), ``test_cfg`` (checked
-    against :data:`DENSE_TEST_CFG`), ``prior_generator``, ``bbox_coder`` and one attribute per
-    entry of ``losses`` (name -> MODELS config).
+    Attributes:
+        train_cfg (dict): Checked settings (``allowed_border``, ``pos_weight``, ``debug``, ...).
+        assigners (dict[str, object | None]): The built assigner of each assigner key (None
+            without a ``train_cfg``).
+        test_cfg (dict): Checked against :data:`DENSE_TEST_CFG`.
+        prior_generator (object): The anchor generator (TASK_UTILS).
+        bbox_coder (object): The box coder (TASK_UTILS).
     """
-    owner = type(head).__name__
+
+    train_cfg: dict
+    assigners: dict[str, object | None]
+    test_cfg: dict
+    prior_generator: object
+    bbox_coder: object
+
+
+def anchor_settings(owner: str, num_classes: int, anchor_generator: dict, bbox_coder: dict,
+                    train_cfg: dict | None, test_cfg: dict | None,
+                    assigner_keys: tuple[str, ...] = ('assigner',)) -> AnchorSettings:
+    """Check and build what :class:`AnchorSettings` holds (configs are copied, never mutated).
+
+    Raises:
+        ValueError: ``num_classes`` is not a positive int (message names ``owner``).
+    """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f'{owner} num_classes must be a positive int, got {num_classes!r}')
-    head.num_classes, head.in_channels, head.feat_channels = num_classes, in_channels, feat_channels
-    head.train_cfg, assigners = build_train_cfg(train_cfg, owner, assigner_keys)
-    for key in assigner_keys:
-        setattr(head, key, assigners.get(key))
-    head.test_cfg = check_test_cfg(test_cfg, DENSE_TEST_CFG, owner)
-    head.prior_generator = TASK_UTILS.build(copy.deepcopy(anchor_generator))
-    head.bbox_coder = TASK_UTILS.build(copy.deepcopy(bbox_coder))
-    for name, cfg in losses.items():
-        setattr(head, name, MODELS.build(copy.deepcopy(cfg)))
+    checked_train_cfg, assigners = build_train_cfg(train_cfg, owner, assigner_keys)
+    return AnchorSettings(
+        checked_train_cfg, {key: assigners.get(key) for key in assigner_keys},
+        check_test_cfg(test_cfg, DENSE_TEST_CFG, owner),
+        TASK_UTILS.build(copy.deepcopy(anchor_generator)),
+        TASK_UTILS.build(copy.deepcopy(bbox_coder)))
 
 
-def init_anchor_head(head: nn.Module, num_classes: int, in_channels: int, feat_channels: int,
-                     stacked_convs: int, conv_cfg: dict | None, norm_cfg: dict | None,
-                     anchor_generator: dict, bbox_coder: dict, train_cfg: dict | None,
-                     test_cfg: dict | None, losses: dict[str, dict],
-                     output_convs: dict[str, int], pred_kernel_size: int = 3,
-                     assigner_keys: tuple[str, ...] = ('assigner',)) -> None:
-    """Give ``head`` the parts the ATSS-style heads share, under MMDetection's names and in
-    its state-dict order (towers, output convs, scales).
+def build_loss(cfg: dict) -> nn.Module:
+    """A MODELS loss from a copy of ``cfg``."""
+    return MODELS.build(copy.deepcopy(cfg))
 
-    Everything :func:`init_anchor_settings` sets, then ``cls_convs``/``reg_convs`` (towers),
-    one ``nn.Conv2d(tower channels, A * channels, pred_kernel_size)`` per entry of
-    ``output_convs`` (name -> channels per anchor, in order) and ``scales`` (one per level).
-    """
-    init_anchor_settings(head, num_classes, in_channels, feat_channels, anchor_generator,
-                         bbox_coder, train_cfg, test_cfg, losses, assigner_keys)
-    head.cls_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
-                                 conv_cfg=conv_cfg)
-    head.reg_convs = build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
-                                 conv_cfg=conv_cfg)
+
+def anchor_towers(in_channels: int, feat_channels: int, stacked_convs: int,
+                  conv_cfg: dict | None,
+                  norm_cfg: dict | None) -> tuple[nn.Sequential, nn.Sequential]:
+    """The classification and regression towers (``cls_convs``, ``reg_convs``) of the
+    ATSS-style heads, see :func:`build_tower`."""
+    return tuple(build_tower(in_channels, feat_channels, stacked_convs, norm_cfg=norm_cfg,
+                             conv_cfg=conv_cfg) for _ in range(2))
+
+
+def prediction_conv(in_channels: int, feat_channels: int, stacked_convs: int,
+                    out_channels: int, kernel_size: int = 3) -> nn.Conv2d:
+    """An output conv on a tower's result (``in_channels`` when the tower is empty)."""
     tower_channels = feat_channels if stacked_convs > 0 else in_channels
-    num_anchors = head.prior_generator.num_base_priors[0]
-    for name, channels in output_convs.items():
-        setattr(head, name, nn.Conv2d(tower_channels, num_anchors * channels, pred_kernel_size,
-                                      padding=pred_kernel_size // 2))
-    head.scales = build_scales(head.prior_generator.num_levels)
+    return nn.Conv2d(tower_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
 
 def anchor_center(anchors: Tensor) -> Tensor:
@@ -170,7 +177,7 @@ def anchor_targets(head: nn.Module, cls_scores: list[Tensor],
     """Anchors, assignment and classification weights of a batch.
 
     Args:
-        head (nn.Module): A head set up by :func:`init_anchor_head` (uses its
+        head (nn.Module): A head built from :func:`anchor_settings` (uses its
             ``prior_generator``, ``assigner``, ``train_cfg`` and ``num_classes``).
         cls_scores (list[Tensor]): Per level ``[N, C, H_l, W_l]`` (sizes, dtype, device).
         batch_gt_instances (list[InstanceData]): N gt sets (``bboxes``, ``labels``).

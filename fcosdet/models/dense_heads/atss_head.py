@@ -10,8 +10,11 @@ from torch import Tensor
 
 from fcosdet.models.dense_heads.anchor_targets import (
     anchor_centerness,
+    anchor_settings,
     anchor_targets,
-    init_anchor_head,
+    anchor_towers,
+    build_loss,
+    prediction_conv,
 )
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import (
@@ -20,6 +23,7 @@ from fcosdet.models.dense_heads.dense_postprocess import (
     dense_predict,
 )
 from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
     check_levels,
     flatten_levels,
     grid_priors_like,
@@ -75,12 +79,28 @@ class ATSSHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
         if not reg_decoded_bbox:
             raise ValueError('ATSSHead: only reg_decoded_bbox=True is supported, got False')
-        init_anchor_head(
-            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
-            anchor_generator, bbox_coder, train_cfg, test_cfg,
-            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_centerness=loss_centerness),
-            output_convs=dict(atss_cls=num_classes, atss_reg=4, atss_centerness=1),
-            pred_kernel_size=pred_kernel_size)
+        settings = anchor_settings('ATSSHead', num_classes, anchor_generator, bbox_coder,
+                                   train_cfg, test_cfg)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.train_cfg = settings.train_cfg
+        self.assigner = settings.assigners['assigner']
+        self.test_cfg = settings.test_cfg
+        self.prior_generator = settings.prior_generator
+        self.bbox_coder = settings.bbox_coder
+        self.loss_cls = build_loss(loss_cls)
+        self.loss_bbox = build_loss(loss_bbox)
+        self.loss_centerness = build_loss(loss_centerness)
+        # MMDetection's module names and state-dict order: towers, output convs, scales
+        self.cls_convs, self.reg_convs = anchor_towers(in_channels, feat_channels,
+                                                       stacked_convs, conv_cfg, norm_cfg)
+        num_anchors = self.prior_generator.num_base_priors[0]
+        conv_args = (in_channels, feat_channels, stacked_convs)
+        self.atss_cls = prediction_conv(*conv_args, num_anchors * num_classes, pred_kernel_size)
+        self.atss_reg = prediction_conv(*conv_args, num_anchors * 4, pred_kernel_size)
+        self.atss_centerness = prediction_conv(*conv_args, num_anchors, pred_kernel_size)
+        self.scales = build_scales(self.prior_generator.num_levels)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per level: class logits ``[N, C, H_l, W_l]``, box deltas ``[N, 4, H_l, W_l]``

@@ -10,8 +10,11 @@ from torch import Tensor
 
 from fcosdet.models.dense_heads.anchor_targets import (
     AnchorTargets,
+    anchor_settings,
     anchor_targets,
-    init_anchor_head,
+    anchor_towers,
+    build_loss,
+    prediction_conv,
 )
 from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
@@ -21,6 +24,7 @@ from fcosdet.models.dense_heads.dense_postprocess import (
     dense_predict,
 )
 from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
     build_tower,
     flatten_levels,
     grid_priors_like,
@@ -86,15 +90,30 @@ class DDODHead(BaseDenseHead):
         super().__init__(init_cfg=head_init_cfg('atss_cls') if init_cfg is None else init_cfg)
         if not isinstance(stacked_convs, int) or stacked_convs < 1:
             raise ValueError(f'DDODHead stacked_convs must be an int >= 1, got {stacked_convs!r}')
-        # towers, output convs and scales (MMDetection's names and order), anchors, coder,
-        # losses, test_cfg, and assigner / reg_assigner (both needed by loss(); None without
-        # train_cfg)
-        init_anchor_head(
-            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
-            anchor_generator, bbox_coder, train_cfg, test_cfg,
-            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou),
-            output_convs=dict(atss_cls=num_classes, atss_reg=4, atss_iou=1),
-            assigner_keys=('assigner', 'reg_assigner'))
+        settings = anchor_settings('DDODHead', num_classes, anchor_generator, bbox_coder,
+                                   train_cfg, test_cfg, ('assigner', 'reg_assigner'))
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.train_cfg = settings.train_cfg
+        # both needed by loss(); None without train_cfg
+        self.assigner = settings.assigners['assigner']
+        self.reg_assigner = settings.assigners['reg_assigner']
+        self.test_cfg = settings.test_cfg
+        self.prior_generator = settings.prior_generator
+        self.bbox_coder = settings.bbox_coder
+        self.loss_cls = build_loss(loss_cls)
+        self.loss_bbox = build_loss(loss_bbox)
+        self.loss_iou = build_loss(loss_iou)
+        # MMDetection's module names and state-dict order: towers, output convs, scales
+        self.cls_convs, self.reg_convs = anchor_towers(in_channels, feat_channels,
+                                                       stacked_convs, conv_cfg, norm_cfg)
+        num_anchors = self.prior_generator.num_base_priors[0]
+        conv_args = (in_channels, feat_channels, stacked_convs)
+        self.atss_cls = prediction_conv(*conv_args, num_anchors * num_classes)
+        self.atss_reg = prediction_conv(*conv_args, num_anchors * 4)
+        self.atss_iou = prediction_conv(*conv_args, num_anchors)
+        self.scales = build_scales(self.prior_generator.num_levels)
         if use_dcn:  # the first conv of each tower samples at learned offsets
             # resolved in fcosdet's registry: builds whatever the default scope is
             dcn = resolve_conv_cfg(dict(type='DCN', deform_groups=1))

@@ -15,13 +15,17 @@ from torch import Tensor
 
 from fcosdet.models.dense_heads.anchor_targets import (
     anchor_center,
+    anchor_settings,
     anchor_targets,
-    init_anchor_head,
+    anchor_towers,
+    build_loss,
+    prediction_conv,
 )
 from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
 from fcosdet.models.dense_heads.dense_postprocess import PredictionMaps, dense_predict
 from fcosdet.models.dense_heads.dense_utils import (
+    build_scales,
     check_levels,
     flatten_levels,
     grid_priors_like,
@@ -92,11 +96,27 @@ class GFLHead(BaseDenseHead):
         if not isinstance(reg_max, int) or reg_max < 1:
             raise ValueError(f'GFLHead reg_max must be a positive int, got {reg_max!r}')
         self.reg_max = reg_max
-        init_anchor_head(
-            self, num_classes, in_channels, feat_channels, stacked_convs, conv_cfg, norm_cfg,
-            anchor_generator, bbox_coder, train_cfg, test_cfg,
-            losses=dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_dfl=loss_dfl),
-            output_convs=dict(gfl_cls=num_classes, gfl_reg=4 * (reg_max + 1)))
+        settings = anchor_settings('GFLHead', num_classes, anchor_generator, bbox_coder,
+                                   train_cfg, test_cfg)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.train_cfg = settings.train_cfg
+        self.assigner = settings.assigners['assigner']
+        self.test_cfg = settings.test_cfg
+        self.prior_generator = settings.prior_generator
+        self.bbox_coder = settings.bbox_coder
+        self.loss_cls = build_loss(loss_cls)
+        self.loss_bbox = build_loss(loss_bbox)
+        self.loss_dfl = build_loss(loss_dfl)
+        # MMDetection's module names and state-dict order: towers, output convs, scales
+        self.cls_convs, self.reg_convs = anchor_towers(in_channels, feat_channels,
+                                                       stacked_convs, conv_cfg, norm_cfg)
+        num_anchors = self.prior_generator.num_base_priors[0]
+        conv_args = (in_channels, feat_channels, stacked_convs)
+        self.gfl_cls = prediction_conv(*conv_args, num_anchors * num_classes)
+        self.gfl_reg = prediction_conv(*conv_args, num_anchors * 4 * (reg_max + 1))
+        self.scales = build_scales(self.prior_generator.num_levels)
         self.integral = Integral(reg_max)
 
     def forward(self, x: tuple[Tensor, ...]) -> tuple[list[Tensor], list[Tensor]]:

@@ -19,8 +19,9 @@ from fcosdet.models.dense_heads.anchor_targets import (
     AnchorTargets,
     anchor_center,
     anchor_centerness,
+    anchor_settings,
     anchor_targets,
-    init_anchor_settings,
+    build_loss,
 )
 from fcosdet.models.dense_heads.atss_head import FAMILY_ANCHORS, GN
 from fcosdet.models.dense_heads.base_dense_head import BaseDenseHead
@@ -113,11 +114,20 @@ class TOODHead(BaseDenseHead):
             raise ValueError(f'TOODHead num_dcn must be an int in [0, stacked_convs], got '
                              f'{num_dcn!r}')
         self.anchor_type = anchor_type
-        init_anchor_settings(
-            self, num_classes, in_channels, feat_channels, anchor_generator, bbox_coder,
-            train_cfg, test_cfg, dict(initial_loss_cls=initial_loss_cls, loss_cls=loss_cls,
-                                      loss_bbox=loss_bbox),
-            assigner_keys=('initial_assigner', 'assigner'))
+        settings = anchor_settings('TOODHead', num_classes, anchor_generator, bbox_coder,
+                                   train_cfg, test_cfg, ('initial_assigner', 'assigner'))
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.feat_channels = feat_channels
+        self.train_cfg = settings.train_cfg
+        self.initial_assigner = settings.assigners['initial_assigner']
+        self.assigner = settings.assigners['assigner']
+        self.test_cfg = settings.test_cfg
+        self.prior_generator = settings.prior_generator
+        self.bbox_coder = settings.bbox_coder
+        self.initial_loss_cls = build_loss(initial_loss_cls)
+        self.loss_cls = build_loss(loss_cls)
+        self.loss_bbox = build_loss(loss_bbox)
         if self.prior_generator.num_base_priors[0] != 1:
             raise ValueError('TOODHead needs one anchor per location, got anchor_generator '
                              f'with {self.prior_generator.num_base_priors[0]}')
