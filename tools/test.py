@@ -2,9 +2,10 @@
 
 ``--backend onnxruntime`` evaluates the ``.onnx`` file of ``tools/deployment/pytorch2onnx.py``
 (given as CHECKPOINT) instead: an end-to-end file runs whole in onnxruntime through the torch-free
-``fcosdet_runtime`` (so the mAP is the runtime's), a ``--raw`` file runs the network only. The PyTorch model runs the exact fp32 fast path (``fuse_bn
-channels_last``) by default; ``--fast-path NAMES`` (or the config key ``fast_path``) selects
-others, ``--no-fast-path`` evaluates the plain eager model.
+``fcosdet_runtime`` (so the mAP is the runtime's), a ``--raw`` file runs the network only.
+The PyTorch model runs the exact fp32 fast path (``fuse_bn channels_last``) by default;
+``--fast-path NAMES`` (or the config key ``fast_path``) selects others, ``--no-fast-path``
+evaluates the plain eager model.
 ``--tta`` tests with test-time augmentation: the config's ``tta_model`` (``DetTTAModel``) wraps
 the model and ``tta_pipeline`` (a ``TestTimeAug``) replaces the test pipeline; without these
 keys, horizontal flip at the test scale and NMS at IoU 0.5 are used.
