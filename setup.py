@@ -57,14 +57,16 @@ setup(
         'matplotlib',
     ],
     extras_require={
-        'onnx': ['onnx', 'onnxruntime'],
+        # onnxslim: pytorch2onnx.py --slim (graph clean-up of the end-to-end file)
+        'onnx': ['onnx', 'onnxruntime', 'onnxslim'],
         # CocoMetric(backend='hotcoco'): same numbers as pycocotools, much faster
         'fast-eval': ['hotcoco>=1.3'],
         # logging backends: visualizer vis_backends TensorboardVisBackend / WandbVisBackend
         'tensorboard': ['tensorboard'],
         'wandb': ['wandb'],
         # hotcoco: the backend identity tests; tensorboard: a short run writes event files
-        'tests': ['pytest', 'onnx', 'onnxruntime', 'ruff>=0.5', 'hotcoco>=1.3', 'tensorboard'],
+        'tests': ['pytest', 'onnx', 'onnxruntime', 'onnxslim', 'ruff>=0.5', 'hotcoco>=1.3',
+                  'tensorboard'],
     },
     license='Apache-2.0',
     zip_safe=False,

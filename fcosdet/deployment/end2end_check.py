@@ -1,7 +1,7 @@
 """Compare an end-to-end ONNX file's detections with the PyTorch ``predict`` of its model.
 
 Shape letters: N images, H/W padded batch height/width, P rows per image, K_n detections of
-image n.
+image n, A/B boxes of two sets.
 """
 import numpy as np
 import torch
@@ -37,28 +37,51 @@ def pytorch_detections(model: nn.Module, images: np.ndarray,
                  labels=r.pred_instances.labels.numpy()) for r in results]
 
 
-def compare_rows(expected: list[dict[str, np.ndarray]], dets: np.ndarray, scores: np.ndarray,
-                 labels: np.ndarray, num_dets: np.ndarray) -> dict[str, float | int | bool]:
-    """Row-by-row differences of padded ONNX outputs from PyTorch detections (both sorted by
-    decreasing score).
+def box_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
+    """IoU ``[A, B]`` of x1y1x2y2 boxes ``[A, 4]`` and ``[B, 4]``."""
+    top_left = np.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = np.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(-1)
+    area1 = (boxes1[:, 2:] - boxes1[:, :2]).prod(-1)
+    area2 = (boxes2[:, 2:] - boxes2[:, :2]).prod(-1)
+    return inter / np.maximum(area1[:, None] + area2[None] - inter, 1e-9)
+
+
+def match_detections(expected: list[dict[str, np.ndarray]], dets: np.ndarray,
+                     scores: np.ndarray, labels: np.ndarray, num_dets: np.ndarray,
+                     min_iou: float = 0.98, score_tol: float = 2e-3) -> dict[str, float | int]:
+    """Match every PyTorch detection to its own ONNX detection of the same label (the issue's
+    exactness rule: IoU >= ``min_iou`` and score within ``score_tol``).
+
+    Each PyTorch detection, by decreasing score, takes the unused ONNX detection of its label
+    with the highest IoU.
 
     Args:
         expected (list[dict[str, np.ndarray]]): From :func:`pytorch_detections`.
         dets, scores, labels (np.ndarray): ``[N, P, 4]``, ``[N, P]``, ``[N, P]`` ONNX outputs.
-        num_dets (np.ndarray): ``[N]``.
+        num_dets (np.ndarray): ``[N]`` valid rows.
 
     Returns:
-        dict: ``num_pytorch`` and ``num_onnx`` (totals), ``max_box_diff`` and
-        ``max_score_diff`` over the common rows, ``labels_equal``.
+        dict: ``num_pytorch`` and ``num_onnx`` (totals), ``matched``, and over the matched
+        pairs ``max_box_diff`` (largest corner difference) and ``max_score_diff``.
     """
-    box_diff, score_diff, labels_equal = 0.0, 0.0, True
+    matched, box_diff, score_diff = 0, 0.0, 0.0
     for img, exp in enumerate(expected):
-        rows = min(len(exp['scores']), int(num_dets[img]))
-        if rows:
-            box_diff = max(box_diff, float(np.abs(dets[img, :rows] - exp['bboxes'][:rows]).max()))
-            score_diff = max(score_diff,
-                             float(np.abs(scores[img, :rows] - exp['scores'][:rows]).max()))
-            labels_equal &= bool((labels[img, :rows] == exp['labels'][:rows]).all())
+        rows = int(num_dets[img])
+        iou = box_iou(exp['bboxes'], dets[img, :rows])
+        iou[exp['labels'][:, None] != labels[img, None, :rows]] = -1
+        used = np.zeros(rows, bool)
+        for k in range(len(exp['scores'])):
+            if rows == 0:
+                break
+            best = int(np.argmax(np.where(used, -1, iou[k])))
+            score_gap = abs(float(scores[img, best] - exp['scores'][k]))
+            if used[best] or iou[k, best] < min_iou or score_gap > score_tol:
+                continue
+            used[best] = True
+            matched += 1
+            box_diff = max(box_diff, float(np.abs(dets[img, best] - exp['bboxes'][k]).max()))
+            score_diff = max(score_diff, score_gap)
     return dict(num_pytorch=sum(len(e['scores']) for e in expected),
-                num_onnx=int(num_dets.sum()), max_box_diff=box_diff,
-                max_score_diff=score_diff, labels_equal=labels_equal)
+                num_onnx=int(num_dets.sum()), matched=matched, max_box_diff=box_diff,
+                max_score_diff=score_diff)

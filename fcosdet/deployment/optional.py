@@ -2,7 +2,7 @@
 import importlib
 from types import ModuleType
 
-_PIP_NAMES = {'onnx': 'onnx', 'onnxruntime': 'onnxruntime'}
+_PIP_NAMES = {'onnx': 'onnx', 'onnxruntime': 'onnxruntime', 'onnxslim': 'onnxslim'}
 
 
 def require(module: str) -> ModuleType:

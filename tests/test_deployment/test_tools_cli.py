@@ -4,6 +4,7 @@ Only the figures' structure and arithmetic are checked, never a speed.
 """
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import onnx
@@ -103,7 +104,7 @@ def test_pytorch2onnx_exports_and_verifies(tiny_files, tmp_path, capsys):
     with pytest.raises(CLIError, match='--calib-images must be positive, got 0'):
         pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--calib-images',
                            '0'])
-    with pytest.raises(CLIError, match='--batch-size 1 without --static'):
+    with pytest.raises(CLIError, match='drop --static'):
         pytorch2onnx.main([*tiny_files, '--out', str(out), '--raw', '--int8', '--static',
                            '--batch-size', '2'])
     # the tiny config's dataset does not exist: the error names the file
@@ -120,17 +121,28 @@ def test_pytorch2onnx_end2end_by_default(tiny_files, tmp_path, capsys):
     assert [o.name for o in graph.graph.output] == ['dets', 'scores', 'labels', 'num_dets']
     lines = capsys.readouterr().out.strip().splitlines()
     assert '(end to end)' in lines[0] and 'dynamic N/H/W' in lines[0]
-    # "detections: pytorch A, onnxruntime B, labels equal True; max |...|: boxes X, scores Y"
-    counts, diffs = lines[1].split(';')
-    assert counts.split(',')[0].split()[-1] == counts.split(',')[1].split()[-1]
-    assert counts.endswith('labels equal True')
-    assert float(diffs.split()[-3].rstrip(',')) < 1e-3 and float(diffs.split()[-1]) < 1e-4
+    counts = re.search(r'pytorch (\d+), onnxruntime (\d+), matched (\d+)', lines[1]).groups()
+    assert counts[0] == counts[1] == counts[2] and int(counts[0]) > 0
+    box_diff, score_diff = re.search(r'boxes (\S+), scores (\S+)$', lines[1]).groups()
+    assert float(box_diff) < 1e-3 and float(score_diff) < 1e-4
+    num_nodes = len(graph.graph.node)
     pytorch2onnx.main([*tiny_files, '--out', str(out), '--static', '--shape', '64', '96',
-                       '--batch-size', '2'])
-    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+                       '--batch-size', '2', '--slim', '--verify'])
+    slim = onnx.load(str(out))
+    dims = [d.dim_value for d in slim.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [2, 3, 64, 96]
-    with pytest.raises(CLIError, match='add --raw'):
-        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8'])
+    # onnxslim folds the (now static) shape arithmetic; the metadata stays and so do the results
+    assert len(slim.graph.node) < num_nodes / 2
+    assert [p.key for p in slim.metadata_props] == [p.key for p in graph.metadata_props]
+    counts = re.search(r'pytorch (\d+), onnxruntime (\d+), matched (\d+)',
+                       capsys.readouterr().out).groups()
+    assert counts[0] == counts[1] == counts[2]
+    with pytest.raises(CLIError, match='exclude each other'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--int8', '--fp16'])
+    with pytest.raises(CLIError, match='drop --raw'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--fp16', '--raw'])
+    with pytest.raises(CLIError, match='--slim applies to the end-to-end file'):
+        pytorch2onnx.main([*tiny_files, '--out', str(out), '--slim', '--raw'])
 
 
 def test_dataloader_benchmark_counts_images(tiny_files, tmp_path):
