@@ -134,3 +134,20 @@ def test_exported_fcos_equals_pytorch_in_original_pixels(tiny_files, exported_en
         np.testing.assert_allclose(got['bboxes'], exp.bboxes.numpy(), atol=1e-3, rtol=0)
         np.testing.assert_allclose(got['scores'], exp.scores.numpy(), atol=1e-5, rtol=0)
         _assert_same(fcos.pred_instances, got)
+
+
+def test_compare_runtime_tool(tiny_files, exported_end2end, end2end_onnx, tmp_path, capsys):
+    from fcosdet.datasets.demo_dataset import render_demo_image
+    for i, (h, w) in enumerate([(120, 180), (150, 100)]):
+        cv2.imwrite(str(tmp_path / f'{i}.png'), render_demo_image(0, 1, i, h, w)[0][..., ::-1])
+    compare = _load('deployment/compare_runtime.py')
+    out = tmp_path / 'exact.json'
+    compare.main([*tiny_files, exported_end2end, str(tmp_path), '--json', str(out)])
+    totals = json.loads(out.read_text())
+    assert totals['images'] == 2 and totals['matched'] == totals['pytorch'] > 10
+    assert totals['extra'] == 0 and totals['exact'] is True
+    assert capsys.readouterr().out.rstrip().endswith(': EXACT')
+    # another file (one whole-image box per image): nothing matches
+    compare.main([*tiny_files, end2end_onnx, str(tmp_path), '--json', str(out)])
+    totals = json.loads(out.read_text())
+    assert totals['matched'] == 0 and totals['exact'] is False
