@@ -299,20 +299,31 @@ def quantize_end2end(src: str, dst: str, calib_images: Iterable[np.ndarray],
     feeds = end2end_feeds(src, calib_images)
     if not feeds:
         raise ValueError('quantize_end2end: no calibration images were given')
-    model = onnx.load(src)
-    tail = tail_nodes(model)
-    exclude = [*tail, *keep_float]
     os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    _quantize_qdq(src, dst, feeds, per_channel, exclude)
-    sensitive = {}
-    if min_sqnr_db is not None:
-        sensitive = {name: db for name, db in _input_sqnr(model, dst, feeds[:8]).items()
-                     if db < min_sqnr_db}
-        if sensitive:
-            _quantize_qdq(src, dst, feeds, per_channel, [*exclude, *sensitive])
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = _prepare(src, os.path.join(tmp, 'prepared.onnx'))
+        model = onnx.load(prepared)
+        tail = tail_nodes(model)
+        exclude = [*tail, *keep_float]
+        _quantize_qdq(prepared, dst, feeds, per_channel, exclude)
+        sensitive = {}
+        if min_sqnr_db is not None:
+            sensitive = {name: db for name, db in _input_sqnr(model, dst, feeds[:8]).items()
+                         if db < min_sqnr_db}
+            if sensitive:
+                _quantize_qdq(prepared, dst, feeds, per_channel, [*exclude, *sensitive])
     quantized = count_quantized_convs(onnx.load(dst))['quantized_convs']
     return dict(calib_images=len(feeds), quantized_nodes=quantized, tail_nodes=len(tail),
                 sensitive=sensitive)
+
+
+def _prepare(src: str, dst: str) -> str:
+    """onnxruntime's recommended clean-up before quantizing (shape inference, constant folding):
+    it turns the exporter's ``Identity`` of shared conv biases into initializers, without which
+    the quantized convs cannot become int8 kernels."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    quant_pre_process(src, dst, skip_symbolic_shape=True)
+    return dst
 
 
 def _quantize_qdq(src: str, dst: str, feeds: list[dict[str, np.ndarray]], per_channel: bool,
