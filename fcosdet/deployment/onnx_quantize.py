@@ -373,7 +373,9 @@ def _input_sqnr(float_model: object, qdq_file: str,
     for node in float_model.graph.node:  # a tensor may feed several quantized nodes
         if node.op_type in _QUANTIZED_OPS and node.input[0] in index:
             signal, noise = sums[index[node.input[0]]]
-            sqnr[node.name] = 10 * float(np.log10(signal / max(noise, 1e-30)))
+            # no noise (e.g. an all-zero input, which int8 holds exactly): lossless
+            sqnr[node.name] = (10 * float(np.log10(signal / noise)) if noise > 0
+                               else float('inf'))
     return sqnr
 
 
