@@ -18,6 +18,15 @@ INPUT_NAMES = ('images', 'img_shapes')
 OUTPUT_NAMES = ('dets', 'scores', 'labels', 'num_dets')
 
 
+def normalization(data_preprocessor: nn.Module) -> tuple[list[float], list[float]]:
+    """The preprocessor's ``mean`` and ``std`` (1 or 3 values each); 0 and 1 when it does not
+    normalise."""
+    if not getattr(data_preprocessor, '_enable_normalize', False):
+        return [0.0], [1.0]
+    return (data_preprocessor.mean.reshape(-1).tolist(),
+            data_preprocessor.std.reshape(-1).tolist())
+
+
 def normalize_and_mask(images: Tensor, img_shapes: Tensor, mean: Tensor, std: Tensor,
                        flip_channels: bool, pad_value: float) -> Tensor:
     """What ``DetDataPreprocessor`` gives for images already padded to a common size.
@@ -66,9 +75,11 @@ class End2EndDetector(nn.Module):
                              f"fixed-size output, got {head.test_cfg['max_per_img']}")
         self.detector = detector
         pre = detector.data_preprocessor
-        self.register_buffer('mean', pre.mean.detach().float().reshape(1, -1, 1, 1).clone(),
+        mean, std = normalization(pre)
+        device = next(detector.parameters()).device
+        self.register_buffer('mean', torch.tensor(mean, device=device).reshape(1, -1, 1, 1),
                              persistent=False)
-        self.register_buffer('std', pre.std.detach().float().reshape(1, -1, 1, 1).clone(),
+        self.register_buffer('std', torch.tensor(std, device=device).reshape(1, -1, 1, 1),
                              persistent=False)
         self.flip_channels = bool(pre._channel_conversion)
         self.pad_value = float(pre.pad_value)

@@ -16,8 +16,9 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
-from .end2end import INPUT_NAMES, OUTPUT_NAMES, End2EndDetector
+from .end2end import INPUT_NAMES, OUTPUT_NAMES, End2EndDetector, normalization
 from .onnx_export import MIN_OPSET
+from .onnx_nms import register_nms_symbolic
 from .optional import require
 
 METADATA_KEY = 'fcosdet'
@@ -54,6 +55,7 @@ def end2end_metadata(model: nn.Module) -> dict:
         ``nms_pre``, ``max_per_img``, ``nms_iou_thr``, ``min_bbox_size``.
     """
     pre = model.data_preprocessor
+    mean, std = normalization(pre)
     test_cfg = model.bbox_head.test_cfg
     classes = (getattr(model, 'dataset_meta', None) or {}).get('classes')
     if classes is None:
@@ -62,7 +64,7 @@ def end2end_metadata(model: nn.Module) -> dict:
                 head=type(model.bbox_head).__name__, classes=list(classes),
                 resize=_test_resize(model.cfg) if hasattr(model, 'cfg') else None,
                 pad_size_divisor=int(pre.pad_size_divisor), pad_value=float(pre.pad_value),
-                mean=pre.mean.reshape(-1).tolist(), std=pre.std.reshape(-1).tolist(),
+                mean=mean, std=std,
                 bgr_to_rgb=bool(pre._channel_conversion),
                 score_thr=float(test_cfg['score_thr']), nms_pre=int(test_cfg['nms_pre']),
                 max_per_img=int(test_cfg['max_per_img']),
@@ -111,6 +113,7 @@ def export_end2end(model: nn.Module, out_file: str, shape: tuple[int, int] = (80
                          f'shape={tuple(shape)}, batch_size={batch_size}')
     if model.training:
         raise ValueError('export_end2end: call model.eval() before exporting')
+    register_nms_symbolic()
     wrapper = End2EndDetector(model).eval()
     device = next(model.parameters()).device
     # Mid-grey images of the traced size; the sizes differ per image so nothing depends on

@@ -10,9 +10,10 @@ with shape-independent tensor operations only.
 Shape letters: N images, C classes, K candidates per image, M selected (image, class, box)
 triples, P = ``max_per_img`` output rows per image.
 """
+import functools
+
 import torch
 from torch import Tensor
-from torch.onnx import register_custom_op_symbolic, symbolic_helper
 
 from fcosdet.models.layers.nms import nms
 
@@ -63,6 +64,8 @@ def _nms_indices_fake(boxes: Tensor, scores: Tensor, max_per_class: int, iou_thr
 def _nms_symbolic(g: object, boxes: object, scores: object, max_per_class: object,
                   iou_threshold: object, score_threshold: object) -> object:
     """The ONNX node: ``NonMaxSuppression(boxes, scores, max, iou, score)`` (corner boxes)."""
+    from torch.onnx import symbolic_helper
+
     def const(value: object, kind: str, dtype: torch.dtype) -> object:
         value = symbolic_helper._maybe_get_const(value, kind)
         return g.op('Constant', value_t=torch.tensor([value], dtype=dtype))
@@ -72,7 +75,12 @@ def _nms_symbolic(g: object, boxes: object, scores: object, max_per_class: objec
                 center_point_box_i=0)
 
 
-register_custom_op_symbolic(OP_NAME, _nms_symbolic, _SYMBOLIC_OPSET)
+@functools.cache
+def register_nms_symbolic() -> None:
+    """Teach the TorchScript-based ONNX exporter :data:`OP_NAME` (once; importing
+    ``torch.onnx`` only when exporting keeps ``import fcosdet.deployment`` light)."""
+    from torch.onnx import register_custom_op_symbolic
+    register_custom_op_symbolic(OP_NAME, _nms_symbolic, _SYMBOLIC_OPSET)
 
 
 def padded_detections(boxes: Tensor, scores: Tensor, labels: Tensor, valid: Tensor,

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from tiny_setup import randomise_bn_stats
 
 from fcosdet.apis import init_detector
-from fcosdet.deployment.end2end_check import pytorch_detections
+from fcosdet.deployment.end2end_check import match_detections, pytorch_detections
 from fcosdet.deployment.end2end_export import METADATA_KEY, export_end2end
 from fcosdet.deployment.onnx_nms import padded_detections
 
@@ -168,3 +168,19 @@ def test_padded_detections_hand_worked():
     _, top, _, num = padded_detections(boxes, scores, labels, valid, 3, 0.5, 1,
                                        min_bbox_size=9)
     assert num.tolist() == [1, 0] and top.flatten().tolist() == pytest.approx([0.9, 0.0])
+
+
+def test_match_detections_rule():
+    expected = [dict(bboxes=np.array([[0, 0, 10, 10], [100, 215.9992, 106, 216], [0, 0, 4, 4]],
+                                     np.float32),
+                     scores=np.array([0.9, 0.5, 0.3], np.float32), labels=np.array([1, 2, 0]))]
+    # the first box qualifies with rows 0 (IoU 100 / 101) and 1 (exact) and takes the closer
+    # row 1; the 0.0008 px-high box matches row 2 by its corners (IoU 0.875); the last one
+    # has the wrong label
+    dets = np.array([[[0, 0, 10, 10.1], [0, 0, 10, 10], [100, 215.9993, 106, 216],
+                      [0, 0, 4, 4]]], np.float32)
+    result = match_detections(expected, dets, np.array([[0.9, 0.9, 0.5005, 0.3]], np.float32),
+                              np.array([[1, 1, 2, 1]]), np.array([4]))
+    assert result['matched'] == 2 and result['num_pytorch'] == 3 and result['num_onnx'] == 4
+    assert result['max_box_diff'] == pytest.approx(1e-4, abs=2e-5)
+    assert result['max_score_diff'] == pytest.approx(5e-4, abs=1e-6)
