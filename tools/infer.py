@@ -4,6 +4,7 @@ INPUTS is an image file, a folder of images or a glob pattern (quote it), e.g.::
 
     python tools/infer.py data/fcos_demo/val/ CONFIG CHECKPOINT --out-dir outputs --batch-size 4
     python tools/infer.py 'photos/**/*.jpg' CONFIG fcos.onnx --backend onnxruntime
+    fcosdet-ort fcos.onnx 'photos/**/*.jpg' --out-dir outputs  # the same JSONs, without torch
 
 writes ``<out-dir>/vis/<image name>`` (predictions with a score above ``--score-thr`` drawn) and
 ``<out-dir>/preds/<image stem>.json`` (``bboxes`` x1y1x2y2 in original pixels, ``scores``,

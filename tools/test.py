@@ -1,9 +1,11 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``.
 
 ``--backend onnxruntime`` evaluates the ``.onnx`` file of ``tools/deployment/pytorch2onnx.py``
-(given as CHECKPOINT) instead. The PyTorch model runs the exact fp32 fast path (``fuse_bn
-channels_last``) by default; ``--fast-path NAMES`` (or the config key ``fast_path``) selects
-others, ``--no-fast-path`` evaluates the plain eager model.
+(given as CHECKPOINT) instead: an end-to-end file runs whole in onnxruntime through the torch-free
+``fcosdet_runtime`` (so the mAP is the runtime's), a ``--raw`` file runs the network only.
+The PyTorch model runs the exact fp32 fast path (``fuse_bn channels_last``) by default;
+``--fast-path NAMES`` (or the config key ``fast_path``) selects others, ``--no-fast-path``
+evaluates the plain eager model.
 ``--tta`` tests with test-time augmentation: the config's ``tta_model`` (``DetTTAModel``) wraps
 the model and ``tta_pipeline`` (a ``TestTimeAug``) replaces the test pipeline; without these
 keys, horizontal flip at the test scale and NMS at IoU 0.5 are used.
@@ -156,7 +158,8 @@ def _set_slicing(cfg: Config, slicing: dict) -> None:
 def _set_backend(cfg: Config, args: argparse.Namespace) -> None:
     """Set up the model for ``--backend`` (and ``--fast-path``).
 
-    onnxruntime: an ``ORTDetector`` runs the .onnx file and nothing is loaded. pytorch: the
+    onnxruntime: ``ort_model_cfg`` picks the model from the file's metadata (end-to-end:
+    ``ORTEnd2EndDetector``, raw network: ``ORTDetector``) and nothing is loaded. pytorch: the
     checkpoint is loaded and, when a fast path is selected (the flag, else the config key
     ``fast_path``, else ``DEFAULT_FAST_PATH``; none with ``--no-fast-path``), a ``FastPathHook``
     applies it at the start of the test epoch.

@@ -11,7 +11,12 @@ from mmengine.dataset import Compose, pseudo_collate
 from torch import nn
 
 from fcosdet.datasets.transforms.loading import to_three_channel_uint8
-from fcosdet.deployment import check_backend, ort_model_cfg
+from fcosdet.deployment import (
+    ORTEnd2EndDetector,
+    check_backend,
+    check_test_resize,
+    ort_model_cfg,
+)
 from fcosdet.engine.checkpoint_loading import load_checkpoint_checked
 from fcosdet.models.utils import apply_fast_path, config_fast_path, parse_fast_path
 from fcosdet.registry import DATASETS, MODELS, TRANSFORMS
@@ -55,21 +60,29 @@ def _build_pytorch(cfg: Config, checkpoint: str | None,
     return model, dataset_meta
 
 
-def _build_onnxruntime(cfg: Config, onnx_file: str, device: str) -> nn.Module:
-    """An :class:`ORTDetector` running ``onnx_file``; ``cfg.model`` becomes its config.
+def _build_onnxruntime(cfg: Config, onnx_file: str, device: str) -> tuple[nn.Module,
+                                                                          dict | None]:
+    """The onnxruntime model of ``onnx_file`` and its dataset meta; ``cfg.model`` becomes its
+    config.
 
-    ``cfg.model`` may be the exported FCOS config (usual) or already an ``ORTDetector`` config.
+    An end-to-end file gives an :class:`ORTEnd2EndDetector` (class names from the file), a
+    raw-network file an :class:`ORTDetector`. ``cfg.model`` may be the exported detector's
+    config (usual) or already an onnxruntime model config.
     """
     if torch.device(device).type != 'cpu':
         raise ValueError(f"backend 'onnxruntime' runs on the CPU; got device={device!r}")
     if any(parse_fast_path(cfg.get('fast_path')).values()):
         warnings.warn(f"the config's fast_path {dict(cfg.fast_path)} is ignored by backend "
                       "'onnxruntime' (it applies to the PyTorch model only)")
-    if cfg.model.get('type') == 'ORTDetector':
+    if cfg.model.get('type') in ('ORTDetector', 'ORTEnd2EndDetector'):
         cfg.model = dict(copy.deepcopy(cfg.model), onnx_file=str(onnx_file))
     else:
         cfg.model = ort_model_cfg(cfg.model, onnx_file)
-    return MODELS.build(cfg.model)
+    model = MODELS.build(cfg.model)
+    if isinstance(model, ORTEnd2EndDetector):
+        pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])
+        check_test_resize(pipeline, model.detector.meta, str(onnx_file))
+    return model, getattr(model, 'dataset_meta', None)
 
 
 def init_detector(config: str | Path | Config,
@@ -90,13 +103,15 @@ def init_detector(config: str | Path | Config,
     trained) stays eager. ``fast_path=False`` keeps the plain eager model (e.g. to export it).
 
     ``backend='onnxruntime'``: ``checkpoint`` is the ``.onnx`` file of
-    ``tools/deployment/pytorch2onnx.py``; the network runs in onnxruntime on the CPU and the
-    post-processing in PyTorch (:class:`fcosdet.deployment.ORTDetector`, built from
-    ``ort_model_cfg(cfg.model, checkpoint)``). ``fast_path`` does not apply.
+    ``tools/deployment/pytorch2onnx.py`` (``ort_model_cfg(cfg.model, checkpoint)``). An
+    end-to-end file runs whole in onnxruntime through :mod:`fcosdet_runtime`
+    (:class:`fcosdet.deployment.ORTEnd2EndDetector`; the config's test pipeline resizes); a
+    raw-network file (``--raw``) runs the network in onnxruntime and the post-processing in
+    PyTorch (:class:`fcosdet.deployment.ORTDetector`). ``fast_path`` does not apply.
 
     ``model.cfg`` is the config used; ``model.dataset_meta`` comes from the checkpoint's
-    ``meta['dataset_meta']`` or, failing that (always for onnxruntime), from the config's
-    dataset.
+    ``meta['dataset_meta']`` (the end-to-end file's metadata) or, failing that, from the
+    config's dataset.
 
     Args:
         config: Config file path or Config object.
@@ -130,7 +145,7 @@ def init_detector(config: str | Path | Config,
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
     register_all_modules(init_default_scope=False)
     if backend == 'onnxruntime':
-        model, dataset_meta = _build_onnxruntime(cfg, checkpoint, device), None
+        model, dataset_meta = _build_onnxruntime(cfg, checkpoint, device)
     else:
         model, dataset_meta = _build_pytorch(cfg, checkpoint, allow_partial_load)
     model.dataset_meta = dataset_meta or _config_dataset_meta(cfg, model)
@@ -154,7 +169,8 @@ def init_ort_detector(config: str | Path | Config, onnx_file: str,
         num_threads: onnxruntime intra-op threads (None: ``torch.get_num_threads()``).
 
     Returns:
-        An :class:`fcosdet.deployment.ORTDetector` in eval mode, with ``cfg`` and
+        An :class:`fcosdet.deployment.ORTEnd2EndDetector` (end-to-end file) or
+        :class:`fcosdet.deployment.ORTDetector` (raw network) in eval mode, with ``cfg`` and
         ``dataset_meta``.
     """
     cfg = load_config(config, cfg_options)

@@ -1,4 +1,9 @@
 """The inference backends of ``init_detector`` and the tools, and a check of their model file."""
+import json
+from pathlib import Path
+
+from .optional import require
+
 BACKENDS = ('pytorch', 'onnxruntime')
 
 
@@ -25,3 +30,28 @@ def check_backend(backend: str, checkpoint: str | None) -> None:
                          f'tools/deployment/pytorch2onnx.py as checkpoint, got {checkpoint!r}')
     if backend == 'pytorch' and is_onnx:
         raise ValueError(f"checkpoint {checkpoint} is an ONNX file: use backend 'onnxruntime'")
+
+
+def onnx_file_kind(onnx_file: str) -> str:
+    """``'end2end'`` (image batch → detections, run by :mod:`fcosdet_runtime`) or ``'raw'``
+    (network outputs, post-processed in PyTorch), from the file's ``fcosdet`` metadata.
+
+    Files without that key (exported before the end-to-end mode) are raw.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The metadata is not JSON or names another kind.
+    """
+    if not Path(onnx_file).is_file():
+        raise FileNotFoundError(f'ONNX file not found: {onnx_file}')
+    model = require('onnx').load(str(onnx_file), load_external_data=False)
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    if 'fcosdet' not in props:
+        return 'raw'
+    try:
+        kind = json.loads(props['fcosdet']).get('kind')
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"{onnx_file}: metadata 'fcosdet' is not a JSON object") from err
+    if kind not in ('end2end', 'raw'):
+        raise ValueError(f"{onnx_file}: metadata kind must be 'end2end' or 'raw', got {kind!r}")
+    return kind

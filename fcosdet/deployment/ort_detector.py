@@ -13,6 +13,7 @@ from torch import Tensor
 from fcosdet.registry import MODELS
 from fcosdet.structures import OptSampleList, SampleList
 
+from .backends import onnx_file_kind
 from .onnx_export import INPUT_NAME, NUM_LEVELS_KEY, output_names
 from .optional import require
 
@@ -119,7 +120,11 @@ class ORTDetector(BaseModel):
 
 
 def ort_model_cfg(model_cfg: dict, onnx_file: str, num_threads: int | None = None) -> dict:
-    """The ``ORTDetector`` config equivalent to an FCOS ``model`` config and its ONNX file.
+    """The onnxruntime model config equivalent to a ``model`` config and its ONNX file.
+
+    An end-to-end file (metadata kind ``'end2end'``) needs nothing of the config:
+    ``ORTEnd2EndDetector``. A raw-network file: ``ORTDetector`` with the config's head,
+    test_cfg and preprocessor.
 
     Args:
         model_cfg (dict): ``cfg.model`` of the exported detector (needs ``bbox_head``).
@@ -127,8 +132,10 @@ def ort_model_cfg(model_cfg: dict, onnx_file: str, num_threads: int | None = Non
         num_threads (int | None): onnxruntime intra-op threads.
 
     Returns:
-        dict: ``dict(type='ORTDetector', ...)`` with the same head, test_cfg and preprocessor.
+        dict: ``dict(type='ORTEnd2EndDetector', ...)`` or ``dict(type='ORTDetector', ...)``.
     """
+    if onnx_file_kind(onnx_file) == 'end2end':
+        return dict(type='ORTEnd2EndDetector', onnx_file=str(onnx_file), num_threads=num_threads)
     if 'bbox_head' not in model_cfg:
         raise KeyError('ort_model_cfg: the model config has no `bbox_head`')
     return dict(type='ORTDetector', onnx_file=str(onnx_file),

@@ -64,3 +64,14 @@ def dynamic_onnx(tiny_files, tmp_path_factory):
     path = tmp_path_factory.mktemp('onnx') / 'tiny_dynamic.onnx'
     return export_onnx(init_detector(config, checkpoint), str(path), shape=(64, 96),
                        dynamic=True)
+
+
+@pytest.fixture(scope='module')
+def exported_end2end(tiny_files, tmp_path_factory):
+    """The ``tiny_files`` model exported end to end (dynamic N, H, W)."""
+    from fcosdet.apis import init_detector
+    from fcosdet.deployment import export_end2end
+
+    model = init_detector(*tiny_files, fast_path=False)
+    return export_end2end(model, str(tmp_path_factory.mktemp('e2e') / 'fcos.onnx'),
+                          shape=(64, 96))
