@@ -1,8 +1,9 @@
 """``fcosdet-ort MODEL.onnx INPUTS... --out-dir DIR``: detect with onnxruntime, write JSONs.
 
 INPUTS are image files, folders of images or glob patterns (quoted). Writes
-``DIR/preds/<image stem>.json`` per image, as ``tools/infer.py`` does: ``bboxes`` (x1y1x2y2 in
-the image's pixels), ``scores``, ``labels``, ``label_names``.
+``DIR/preds/<image stem>.json`` per image (``<image name>.json`` where stems collide), as
+``tools/infer.py`` does: ``bboxes`` (x1y1x2y2 in the image's pixels), ``scores``, ``labels``,
+``label_names``.
 """
 import argparse
 import os.path as osp

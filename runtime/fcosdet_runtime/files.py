@@ -41,19 +41,24 @@ def list_images(inputs: Sequence[str]) -> list[str]:
 
 
 def json_names(images: Sequence[str]) -> list[str]:
-    """``<image stem>.json`` of each image.
+    """JSON file name of each image's predictions, the rule of ``tools/infer.py``:
+    ``<image stem>.json``, but ``<image name>.json`` (``a.png.json``, ``a.jpg.json``) for images
+    whose stems collide.
 
     Raises:
-        ValueError: Two images with the same stem (their JSON files would collide).
+        ValueError: Two images with the same base name (their JSON files would collide).
     """
+    names = [osp.basename(img) for img in images]
+    stems = [osp.splitext(name)[0] for name in names]
+    files = [f'{stem if stems.count(stem) == 1 else name}.json'
+             for stem, name in zip(stems, names)]
     seen: dict[str, str] = {}
-    for img in images:
-        name = f'{osp.splitext(osp.basename(img))[0]}.json'
-        if name in seen:
-            raise ValueError(f'two inputs share the output name {name!r} ({seen[name]} and '
+    for file, img in zip(files, images):
+        if file in seen:
+            raise ValueError(f'two inputs share the output name {file!r} ({seen[file]} and '
                              f'{img}); their predictions would overwrite each other')
-        seen[name] = img
-    return list(seen)
+        seen[file] = img
+    return files
 
 
 def read_image(path: str) -> np.ndarray:

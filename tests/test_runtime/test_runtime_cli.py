@@ -38,6 +38,18 @@ def test_writes_infer_json_per_image(tiny_onnx, tmp_path, capsys):
         'x.json', 'y.json', 'z.json']
 
 
+def test_colliding_stems_keep_their_extension(tiny_onnx, tmp_path):
+    """``a.png`` and ``a.jpg`` in one folder: ``a.png.json`` and ``a.jpg.json``, as infer.py."""
+    paths = _write_images(tmp_path / 'imgs', [('a.png', (30, 40)), ('a.jpg', (50, 20)),
+                                              ('b.png', (20, 20))])
+    main([tiny_onnx, *paths, '--out-dir', str(tmp_path / 'out')])
+    assert sorted(p.name for p in (tmp_path / 'out' / 'preds').iterdir()) == [
+        'a.jpg.json', 'a.png.json', 'b.json']
+    detector = Detector(tiny_onnx)
+    with open(tmp_path / 'out' / 'preds' / 'a.jpg.json') as f:
+        assert json.load(f)['bboxes'] == detector(cv2.imread(paths[1]))['bboxes'].tolist()
+
+
 def test_score_threshold_and_glob(tiny_onnx, tmp_path):
     black = tmp_path / 'imgs' / 'black.png'
     black.parent.mkdir()
@@ -50,8 +62,8 @@ def test_score_threshold_and_glob(tiny_onnx, tmp_path):
 
 def test_errors_are_one_line(tiny_onnx, tmp_path):
     paths = _write_images(tmp_path / 'a', [('same.png', (20, 20))])
-    paths += _write_images(tmp_path / 'b', [('same.jpg', (20, 20))])
-    cases = [([tiny_onnx, *paths], "share the output name 'same.json'"),
+    paths += _write_images(tmp_path / 'b', [('same.png', (20, 20))])
+    cases = [([tiny_onnx, *paths], "share the output name 'same.png.json'"),
              ([tiny_onnx, str(tmp_path / 'nothing')], 'not found: .*nothing'),
              ([str(tmp_path / 'no.onnx'), paths[0]], 'ONNX file not found: .*no.onnx'),
              ([tiny_onnx, paths[0], '--batch-size', '0'], '--batch-size must be >= 1'),
