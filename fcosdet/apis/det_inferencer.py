@@ -13,7 +13,8 @@ returns ``dict(predictions=[...], visualization=[...])``; with ``out_dir`` the d
 import glob
 import json
 import os.path as osp
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -73,12 +74,9 @@ def output_names(images: Sequence[ImageInput]) -> list[str]:
     """
     names = [osp.basename(img) if isinstance(img, str) else f'{i:08d}.jpg'
              for i, img in enumerate(images)]
-    seen: dict[str, ImageInput] = {}
-    for name, img in zip(names, images):
-        if name in seen:
-            raise ValueError(f'two inputs share the file name {name!r} ({seen[name]} and '
-                             f'{img}); their outputs would overwrite each other')
-        seen[name] = img
+    _refuse_collisions(names, images, lambda name, a, b: (
+        f'two inputs share the file name {name!r} ({a} and {b}); their outputs would overwrite '
+        'each other'))
     return names
 
 
@@ -93,15 +91,20 @@ def prediction_file_names(names: Sequence[str]) -> list[str]:
         ValueError: Two names that still collide (``a.png`` and ``a.png.jpg``).
     """
     stems = [osp.splitext(name)[0] for name in names]
-    files = [f'{stem if stems.count(stem) == 1 else name}.json'
-             for stem, name in zip(stems, names)]
-    seen: dict[str, str] = {}
-    for file, name in zip(files, names):
-        if file in seen:
-            raise ValueError(f'the predictions of {seen[file]} and {name} would both be written '
-                             f'to {file}; rename one of them')
-        seen[file] = name
+    count = Counter(stems)
+    files = [f'{stem if count[stem] == 1 else name}.json' for stem, name in zip(stems, names)]
+    _refuse_collisions(files, names, lambda file, a, b: (
+        f'the predictions of {a} and {b} would both be written to {file}; rename one of them'))
     return files
+
+
+def _refuse_collisions(keys: Sequence[str], items: Sequence, message: Callable) -> None:
+    """Raise ``ValueError(message(key, first_item, second_item))`` for the first repeated key."""
+    seen: dict[str, object] = {}
+    for key, item in zip(keys, items):
+        if key in seen:
+            raise ValueError(message(key, seen[key], item))
+        seen[key] = item
 
 
 class DetInferencer(BaseInferencer):

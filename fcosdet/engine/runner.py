@@ -17,9 +17,10 @@ from mmengine.runner import BaseLoop, Runner
 from torch import nn
 
 from fcosdet.registry import RUNNERS
+from fcosdet.utils.durable_files import write_durably
 
 from .checkpoint_codec import decode_checkpoint
-from .checkpoint_files import find_resume_checkpoint, nonfinite_stop_after, write_durably
+from .checkpoint_files import find_resume_checkpoint, nonfinite_stop_after
 from .checkpoint_loading import DEFAULT_REVISE_KEYS, load_model_weights, read_checkpoint
 from .dist import check_file_on_every_rank, decided_on_rank0, dist_backend, init_cpu_dist
 from .resume_checks import check_resumed_optimizer, start_fresh_advice

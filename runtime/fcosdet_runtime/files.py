@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import os.path as osp
+from collections import Counter
 from collections.abc import Sequence
 
 import cv2
@@ -50,8 +51,8 @@ def json_names(images: Sequence[str]) -> list[str]:
     """
     names = [osp.basename(img) for img in images]
     stems = [osp.splitext(name)[0] for name in names]
-    files = [f'{stem if stems.count(stem) == 1 else name}.json'
-             for stem, name in zip(stems, names)]
+    count = Counter(stems)
+    files = [f'{stem if count[stem] == 1 else name}.json' for stem, name in zip(stems, names)]
     seen: dict[str, str] = {}
     for file, img in zip(files, images):
         if file in seen:

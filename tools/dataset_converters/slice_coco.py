@@ -31,6 +31,7 @@ import torch
 from fcosdet.datasets.coco_ann import CocoAnnotations, read_coco_json
 from fcosdet.structures.slicing import check_slice_params, clip_to_tile, slice_grid
 from fcosdet.utils.cli import CLIError, run_cli
+from fcosdet.utils.durable_files import write_text_durably
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -159,8 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise CLIError(f'image folder not found: {img_dir}')
     coco = write_tiles(anns, plan_tiles(anns, args), img_dir, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / 'annotations.json', 'w') as f:
-        json.dump(coco, f)
+    write_text_durably(str(out_dir / 'annotations.json'), json.dumps(coco))
     empty = len({a['image_id'] for a in coco['annotations']} ^ {im['id'] for im in
                                                                coco['images']})
     print(f'{len(anns.img_ids)} images -> {len(coco["images"])} tiles ({empty} without boxes), '

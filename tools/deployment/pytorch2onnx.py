@@ -33,6 +33,7 @@ from fcosdet.deployment.end2end_check import match_detections, pytorch_detection
 from fcosdet.deployment.end2end_export import export_end2end
 from fcosdet.deployment.onnx_export import MIN_OPSET
 from fcosdet.utils.cli import CLIError, check_checkpoint, run_cli
+from fcosdet.utils.durable_files import write_durably
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -187,8 +188,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     model = init_detector(args.config, args.checkpoint, cfg_options=args.cfg_options,
                           fast_path=False)
     shape = (args.shape[0], args.shape[1])
-    try:
-        _export(model, args, shape)
+    def write(tmp: str) -> None:
+        _export(model, argparse.Namespace(**{**vars(args), 'out': tmp}), shape)
+
+    try:  # a hidden temporary file renamed over --out: a kill never leaves a half-written file
+        write_durably(args.out, write)
     except (ValueError, ImportError, KeyError, FileNotFoundError) as err:
         raise CLIError(str(err)) from err
     kind = 'raw network' if args.raw else 'end to end'

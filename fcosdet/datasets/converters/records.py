@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fcosdet.utils.durable_files import write_text_durably
+
 from ..coco_ann import CocoAnnotations, read_coco_json
 
 _DECIMALS = 3  # COCO output keeps 1/1000 px: floating noise of the conversions goes away
@@ -117,10 +119,10 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str]) -> dict:
 
 
 def write_coco(coco: dict, out: str | Path) -> Path:
-    """Write the COCO dict as JSON (parent folders created); returns the path."""
+    """Write the COCO dict as JSON, atomically (parent folders created); returns the path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(coco))
+    write_text_durably(str(out), json.dumps(coco))
     return out
 
 

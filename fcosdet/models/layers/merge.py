@@ -12,6 +12,8 @@ Shape letters: K detections, K' merged detections. Boxes are absolute-pixel
   glues the parts back together. (SAHI re-checks each match against the growing merged box;
   here every match is against the group's best box, so a group is known before it is merged.)
 """
+from functools import partial
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -32,21 +34,25 @@ def pairwise_ios(bboxes: Tensor) -> Tensor:
 
 
 def _nmm_groups(bboxes: Tensor, scores: Tensor, labels: Tensor,
-                threshold: float) -> list[list[int]]:
-    """Greedy NMM groups: lists of box indices, each led by its best box, by decreasing score."""
+                threshold: float) -> tuple[Tensor, Tensor]:
+    """Greedy NMM groups by decreasing score: the group index of every box ``[K]`` and the
+    index of each group's best box ``[K']``."""
     order = torch.sort(scores, descending=True, stable=True).indices
     boxes, cls = bboxes[order].float(), labels[order]
     match = ((pairwise_ios(boxes) > threshold) & (cls[:, None] == cls[None, :])).cpu().numpy()
-    used = np.zeros(len(order), dtype=bool)
-    groups = []
+    group = np.full(len(order), -1)
+    leads = []
     for i in range(len(order)):  # sequential by nature: a box joins the first group it matches
-        if used[i]:
+        if group[i] >= 0:
             continue
-        members = np.flatnonzero(match[i] & ~used)
-        members = np.union1d(members, [i])
-        used[members] = True
-        groups.append(order[torch.from_numpy(members)].tolist())
-    return groups
+        group[match[i] & (group < 0)] = len(leads)
+        group[i] = len(leads)
+        leads.append(i)
+    order_np = order.cpu().numpy()
+    box_group = np.empty(len(order), dtype=np.int64)
+    box_group[order_np] = group
+    as_tensor = partial(torch.as_tensor, dtype=torch.long, device=bboxes.device)
+    return as_tensor(box_group), order[as_tensor(leads)]
 
 
 def merge_detections(bboxes: Tensor, scores: Tensor, labels: Tensor, mode: str = 'nms',
@@ -73,9 +79,9 @@ def merge_detections(bboxes: Tensor, scores: Tensor, labels: Tensor, mode: str =
     if mode == 'nms':
         keep = batched_nms(bboxes, scores, labels, threshold)
         return bboxes[keep], scores[keep], labels[keep]
-    groups = _nmm_groups(bboxes, scores, labels, threshold)
-    merged = [torch.cat([bboxes[g, :2].min(dim=0).values, bboxes[g, 2:].max(dim=0).values])
-              for g in groups]
-    lead = torch.as_tensor([g[0] for g in groups], dtype=torch.long, device=bboxes.device)
-    out = torch.stack(merged) if merged else bboxes.new_zeros((0, 4))
+    group, lead = _nmm_groups(bboxes, scores, labels, threshold)
+    index = group[:, None].expand(-1, 2)
+    out = bboxes.new_zeros((len(lead), 4))  # each group's enclosing box, in one scatter per side
+    out[:, :2] = out[:, :2].scatter_reduce(0, index, bboxes[:, :2], 'amin', include_self=False)
+    out[:, 2:] = out[:, 2:].scatter_reduce(0, index, bboxes[:, 2:], 'amax', include_self=False)
     return out, scores[lead], labels[lead]
